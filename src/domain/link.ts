@@ -1,0 +1,61 @@
+/**
+ * What the kernel told us about a network namespace: its links and qdiscs.
+ * Produced by src/kernel/discover.ts from `ip -json -details link show` and `tc -json qdisc show`,
+ * consumed by the pure planner. Pure data.
+ */
+export type LinkKind =
+  | 'veth'
+  | 'macvlan'
+  | 'ipvlan'
+  | 'vf' // an SR-IOV virtual function (PCI device with a physfn)
+  | 'physical' // a device with a parent bus and no link kind
+  | 'ifb'
+  | 'loopback'
+  | 'other';
+
+export interface Link {
+  name: string;
+  index: number;
+  kind: LinkKind;
+  mtu: number;
+  up: boolean;
+  /** largest skb the stack hands this device (GSO super-packet), bytes */
+  gsoMaxSize: number;
+  /** largest GSO the device supports; its default gso_max_size is min(65536, this) */
+  tsoMaxSize: number;
+  /** parent bus device (PCI address) when the kernel reports one */
+  parentDev?: string;
+}
+
+export interface Qdisc {
+  dev: string;
+  kind: string; // htb, bfifo, ingress, clsact, noqueue, ...
+  handle: string; // "4e51:" as tc prints it
+  parent: string; // "root", "ffff:fff1", "4e51:1", ...
+}
+
+/** A tc filter on a device's ingress hook (only the fields teardown needs). */
+export interface Filter {
+  dev: string;
+  parent: string;
+  prio: number;
+  handle: string;
+  kind: string;
+  /** mirred redirect target, when the filter has one */
+  redirectTo?: string;
+}
+
+export interface Observed {
+  links: Link[];
+  qdiscs: Qdisc[];
+  /** ingress-hook filters; read only when something may have to be removed */
+  filters?: Filter[];
+}
+
+/** What the kernel can do, found once by the probe (src/kernel/probe.ts). */
+export interface Capabilities {
+  fqCodel: boolean;
+  clsact: boolean;
+}
+
+export const MINIMAL_CAPS: Capabilities = { fqCodel: false, clsact: false };

@@ -1,0 +1,22 @@
+/**
+ * Names and handles netqos owns. Everything is derived from identity (the device's ifindex in
+ * its namespace), so teardown needs no state: it recognises our objects by these names.
+ */
+
+/** our HTB root: major 0x4e51 ("NQ"), unlikely to collide with anyone's 1: */
+export const ROOT_HANDLE = '4e51:';
+export const CLASS_ID = '4e51:1';
+/** the leaf qdisc under CLASS_ID */
+export const LEAF_HANDLE = '4e52:';
+/** the u32 redirect filter: priority and handle are fixed so `filter replace` is idempotent */
+export const FILTER_PRIO = 49;
+export const FILTER_HANDLE = '800::800';
+export const INGRESS_PARENT = 'ffff:';
+export const CLSACT_INGRESS_PARENT = 'ffff:fff2';
+
+/** ifb names: `nqi` + the shaped device's ifindex, created inside the container's namespace */
+export const IFB_PREFIX = 'nqi';
+export const ifbName = (ifindex: number): string => `${IFB_PREFIX}${ifindex}`;
+export const isOurIfb = (name: string): boolean => /^nqi\d+$/.test(name);
+export const ifbIndexOf = (name: string): number | undefined =>
+  isOurIfb(name) ? Number(name.slice(IFB_PREFIX.length)) : undefined;

@@ -1,0 +1,69 @@
+/**
+ * A plan is data: the ordered ip and tc operations for one network namespace. It is rendered to
+ * `ip -batch` / `tc -batch` text (render.ts) and applied by one process per tool.
+ */
+export type TcVerb = 'replace' | 'delete';
+
+export interface QdiscOp {
+  object: 'qdisc';
+  verb: TcVerb;
+  dev: string;
+  /** 'root', 'ingress' (the ingress hook: ingress qdisc), or a class id such as '4e51:1' */
+  parent: string;
+  handle?: string;
+  kind?: string;
+  options?: string[];
+}
+
+export interface ClassOp {
+  object: 'class';
+  verb: 'replace';
+  dev: string;
+  parent: string;
+  classid: string;
+  kind: 'htb';
+  options: string[];
+}
+
+export interface FilterOp {
+  object: 'filter';
+  verb: TcVerb;
+  dev: string;
+  /** 'ffff:' on an ingress qdisc, 'ffff:fff2' on clsact */
+  parent: string;
+  prio: number;
+  handle?: string;
+  kind?: 'u32';
+  options?: string[];
+}
+
+export type TcOp = QdiscOp | ClassOp | FilterOp;
+
+export type IpOp =
+  | { object: 'link'; verb: 'add'; name: string; kind: 'ifb'; mtu: number }
+  | { object: 'link'; verb: 'up'; name: string }
+  | { object: 'link'; verb: 'gso'; name: string; gsoMaxSize: number }
+  | { object: 'link'; verb: 'delete'; name: string };
+
+/** What a plan does, per interface and direction, for logs and for the CLI. */
+export interface Shaped {
+  dev: string;
+  direction: 'ingress' | 'egress';
+  /** where the HTB tree lives: the device itself (egress) or its ifb (ingress) */
+  shapedOn: string;
+  rateBps: number;
+  burstBytes: number;
+  quantum: number;
+  leaf: string;
+}
+
+export interface Plan {
+  /** ip operations that run before tc (create and raise ifbs) */
+  ip: IpOp[];
+  tc: TcOp[];
+  /** ip operations that run after tc (delete ifbs once nothing redirects to them) */
+  ipAfter: IpOp[];
+  shaped: Shaped[];
+}
+
+export const emptyPlan = (): Plan => ({ ip: [], tc: [], ipAfter: [], shaped: [] });
