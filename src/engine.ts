@@ -3,13 +3,12 @@
  * hook, NRI plugin, CLI) uses. Validation happened before (a QosSpec is valid by type); here
  * we refuse the node's own namespace, read the namespace, plan, and apply.
  */
-import type { Capabilities, Observed } from './domain/link.js';
+import type { Capabilities } from './domain/link.js';
 import { NetqosError } from './domain/errors.js';
 import type { QosSpec } from './domain/spec.js';
 import type { Plan, Shaped } from './plan/ops.js';
 import { planApply } from './plan/apply-plan.js';
 import { isEmptyPlan, planRemove } from './plan/remove-plan.js';
-import { isOurIfb } from './plan/names.js';
 import { applyPlan } from './kernel/apply.js';
 import { discover } from './kernel/discover.js';
 import { assertNotHost, describe, netnsExists, type NetnsRef } from './kernel/netns.js';
@@ -28,9 +27,7 @@ export interface ApplyResult {
 
 export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions = {}): Promise<ApplyResult> {
   assertNotHost(ref);
-  const [caps, first] = await Promise.all([opts.caps ?? capabilities(), discover(ref, { timeoutMs: opts.timeoutMs })]);
-  // removing a direction that was shaped needs the ingress filters to know what is ours
-  const observed = needsFilters(spec, first) ? await discover(ref, { filters: true, timeoutMs: opts.timeoutMs }) : first;
+  const [caps, observed] = await Promise.all([opts.caps ?? capabilities(), discover(ref, { timeoutMs: opts.timeoutMs })]);
   const plan = planApply({ spec, observed, caps, defaultLatencyUs: opts.defaultLatencyUs });
   const hadOurs = !isEmptyPlan(planRemove(observed));
   try {
@@ -43,9 +40,6 @@ export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions
   return { shaped: plan.shaped, plan };
 }
 
-function needsFilters(spec: QosSpec, observed: Observed): boolean {
-  return !spec.ingress && observed.links.some((l) => isOurIfb(l.name));
-}
 
 export interface RemoveResult {
   /** false when the namespace was already gone: everything in it went with it */
@@ -57,7 +51,7 @@ export interface RemoveResult {
 export async function removeQos(ref: NetnsRef, opts: EngineOptions = {}): Promise<RemoveResult> {
   if (!netnsExists(ref)) return { present: false, removed: 0 };
   assertNotHost(ref);
-  const observed = await discover(ref, { filters: true, timeoutMs: opts.timeoutMs });
+  const observed = await discover(ref, { timeoutMs: opts.timeoutMs });
   const plan = planRemove(observed);
   if (isEmptyPlan(plan)) return { present: true, removed: 0 };
   try {
@@ -65,7 +59,7 @@ export async function removeQos(ref: NetnsRef, opts: EngineOptions = {}): Promis
   } catch (e) {
     // something vanished under us (the container exiting): fine if nothing of ours is left
     if (!netnsExists(ref)) return { present: false, removed: 0 };
-    const again = planRemove(await discover(ref, { filters: true, timeoutMs: opts.timeoutMs }));
+    const again = planRemove(await discover(ref, { timeoutMs: opts.timeoutMs }));
     if (!isEmptyPlan(again)) {
       throw new NetqosError('KERNEL', `could not remove shaping from ${describe(ref)}: ${(e as Error).message}`, { cause: e });
     }

@@ -1,18 +1,22 @@
-/** Reads a namespace's links, qdiscs and (when asked) ingress filters: one process each, in parallel. */
+/**
+ * Reads a namespace's links and qdiscs (two processes in parallel) and, only when some device
+ * has an ingress hook, its ingress filters (one more). A fresh container has no hook, so its
+ * setup pays for two reads.
+ */
 import type { Observed } from '../domain/link.js';
 import { parseIpLinks } from '../plan/parse-ip.js';
 import { parseFilters, parseQdiscs, splitBatchJson } from '../plan/parse-tc.js';
 import { hookOf } from '../plan/ingress-hook.js';
 import { inNetns, type NetnsRef } from './netns.js';
 
-export async function discover(ref: NetnsRef, opts: { filters?: boolean; timeoutMs?: number } = {}): Promise<Observed> {
+export async function discover(ref: NetnsRef, opts: { timeoutMs?: number } = {}): Promise<Observed> {
   const t = { timeoutMs: opts.timeoutMs };
   const [links, qdiscs] = await Promise.all([
     inNetns(ref, 'ip', ['-json', '-details', 'link', 'show'], t),
     inNetns(ref, 'tc', ['-json', 'qdisc', 'show'], t),
   ]);
   const observed: Observed = { links: parseIpLinks(links.stdout), qdiscs: parseQdiscs(qdiscs.stdout) };
-  if (opts.filters) observed.filters = await readFilters(ref, observed, opts.timeoutMs);
+  observed.filters = await readFilters(ref, observed, opts.timeoutMs);
   return observed;
 }
 

@@ -17,6 +17,13 @@ export interface RunOptions {
   timeoutMs?: number;
   /** resolve with the exit code instead of throwing when it is not 0 */
   allowFail?: boolean;
+  /**
+   * the child's environment (LC_ALL=C is always added); default none. podman needs the
+   * caller's (CONTAINERS_CONF, XDG_RUNTIME_DIR, ...): pass process.env for it.
+   */
+  env?: NodeJS.ProcessEnv;
+  /** called with the child's pid once it started, so a caller can kill it on a signal */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface RunResult {
@@ -31,7 +38,8 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const shown = [file, ...args].join(' ');
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { LC_ALL: 'C' } });
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...opts.env, LC_ALL: 'C' } });
+    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;

@@ -8,6 +8,8 @@ import { NetqosError } from '../domain/errors.js';
 export type Tool = 'ip' | 'tc' | 'nsenter' | 'unshare' | 'iperf3' | 'podman';
 
 const DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/bin', '/usr/local/sbin', '/usr/local/bin'];
+/** where toolPath looks, in order (netqos doctor looks for container runtimes there too) */
+export const TOOL_DIRS: readonly string[] = DIRS;
 const PACKAGE: Record<Tool, string> = {
   ip: 'iproute2',
   tc: 'iproute2',

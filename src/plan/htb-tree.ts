@@ -2,7 +2,7 @@
 import type { Capabilities } from '../domain/link.js';
 import type { Shaped, TcOp } from './ops.js';
 import { burstBytes, leafQueue, quantum } from './params.js';
-import { CLASS_ID, LEAF_HANDLE, ROOT_HANDLE } from './names.js';
+import { CLASS_ID, leafHandle, ROOT_HANDLE } from './names.js';
 
 export interface TreeInput {
   /** the device the tree lives on (the container's device, or its ifb for ingress) */
@@ -36,7 +36,7 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
       kind: 'htb',
       options: ['rate', rate, 'ceil', rate, 'burst', `${burst}b`, 'cburst', `${burst}b`, 'quantum', String(q)],
     },
-    { object: 'qdisc', verb: 'replace', dev: t.dev, parent: CLASS_ID, handle: LEAF_HANDLE, kind: leaf.kind, options: leaf.options },
+    { object: 'qdisc', verb: 'replace', dev: t.dev, parent: CLASS_ID, handle: leafHandle(leaf.kind), kind: leaf.kind, options: leaf.options },
   );
   return { ops, shaped: { shapedOn: t.dev, rateBps: t.rateBps, burstBytes: burst, quantum: q, leaf: leaf.describe } };
 }

@@ -3,10 +3,14 @@
  * ARP too) with a mirred redirect, on the device's ingress hook. The hook is an `ingress`
  * qdisc we create, or a `clsact` someone already put there (the two exclude each other, and a
  * clsact is not ours to replace).
+ *
+ * Our filter is added without a handle and found again by its priority. A fixed handle is not
+ * safe: every u32 filter on a hook shares one set of hash tables, and the first one there owns
+ * table 800:, so `filter replace ... handle 800::800` rewrote someone else's rule (measured).
  */
 import type { Filter, Observed } from '../domain/link.js';
-import type { FilterOp, TcOp } from './ops.js';
-import { CLSACT_INGRESS_PARENT, FILTER_HANDLE, FILTER_PRIO, INGRESS_PARENT, isOurIfb } from './names.js';
+import type { TcOp } from './ops.js';
+import { CLSACT_INGRESS_PARENT, FILTER_PRIO, INGRESS_PARENT, isOurIfb } from './names.js';
 
 export type HookKind = 'ingress' | 'clsact' | 'none';
 
@@ -17,25 +21,31 @@ export function hookOf(observed: Observed, dev: string): HookKind {
 
 const parentOf = (hook: HookKind): string => (hook === 'clsact' ? CLSACT_INGRESS_PARENT : INGRESS_PARENT);
 
+/** tc prints a redirect whose device is gone as "*": such a filter of ours must still go */
+export const isOurFilter = (f: Filter): boolean =>
+  f.prio === FILTER_PRIO && f.redirectTo !== undefined && (isOurIfb(f.redirectTo) || f.redirectTo === '*');
+
+const oursOn = (observed: Observed, dev: string): Filter[] =>
+  (observed.filters ?? []).filter((f) => f.dev === dev && isOurFilter(f));
+
 export function redirectOps(observed: Observed, dev: string, ifb: string): TcOp[] {
   const hook = hookOf(observed, dev);
+  const ours = oursOn(observed, dev);
+  if (ours.length === 1 && ours[0]?.redirectTo === ifb) return []; // already in place
   const ops: TcOp[] = [];
   if (hook === 'none') ops.push({ object: 'qdisc', verb: 'replace', dev, parent: 'ingress', handle: INGRESS_PARENT, kind: 'ingress' });
+  if (ours.length > 0) ops.push({ object: 'filter', verb: 'delete', dev, parent: parentOf(hook), prio: FILTER_PRIO });
   ops.push({
     object: 'filter',
-    verb: 'replace',
+    verb: 'add',
     dev,
     parent: parentOf(hook),
     prio: FILTER_PRIO,
-    handle: FILTER_HANDLE,
     kind: 'u32',
     options: ['match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', ifb],
   });
   return ops;
 }
-
-export const isOurFilter = (f: Filter): boolean =>
-  f.prio === FILTER_PRIO && f.redirectTo !== undefined && isOurIfb(f.redirectTo);
 
 /**
  * Removes our redirect. An ingress qdisc whose filters are all ours goes entirely; otherwise
@@ -50,6 +60,5 @@ export function unredirectOps(observed: Observed, dev: string): TcOp[] {
   if (hook === 'ingress' && ours.length === filters.length) {
     return [{ object: 'qdisc', verb: 'delete', dev, parent: 'ingress' }];
   }
-  const del: FilterOp = { object: 'filter', verb: 'delete', dev, parent: parentOf(hook), prio: FILTER_PRIO };
-  return [del];
+  return [{ object: 'filter', verb: 'delete', dev, parent: parentOf(hook), prio: FILTER_PRIO }];
 }

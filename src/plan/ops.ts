@@ -27,12 +27,11 @@ export interface ClassOp {
 
 export interface FilterOp {
   object: 'filter';
-  verb: TcVerb;
+  verb: 'add' | 'delete';
   dev: string;
   /** 'ffff:' on an ingress qdisc, 'ffff:fff2' on clsact */
   parent: string;
   prio: number;
-  handle?: string;
   kind?: 'u32';
   options?: string[];
 }

@@ -38,7 +38,7 @@ export function parseIpLinks(text: string): Link[] {
   try {
     rows = JSON.parse(text);
   } catch (e) {
-    throw new NetqosError('KERNEL', `ip -json link show printed something that is not JSON: ${text.slice(0, 80)}`, {
+    throw new NetqosError('KERNEL', `ip -json link show printed something that is not JSON: ${JSON.stringify(text.slice(0, 80))}`, {
       cause: e,
     });
   }

@@ -35,7 +35,7 @@ function parseArray(text: string, what: string): Record<string, unknown>[] {
   try {
     v = JSON.parse(trimmed);
   } catch (e) {
-    throw new NetqosError('KERNEL', `${what} printed something that is not JSON: ${trimmed.slice(0, 80)}`, { cause: e });
+    throw new NetqosError('KERNEL', `${what} printed something that is not JSON: ${JSON.stringify(trimmed.slice(0, 80))}`, { cause: e });
   }
   if (!Array.isArray(v)) throw new NetqosError('KERNEL', `${what} did not print a JSON array`);
   return v as Record<string, unknown>[];

@@ -1,7 +1,7 @@
 /** Plans to `ip -batch` / `tc -batch` text: one line per operation. Pure. */
 import type { IpOp, TcOp } from './ops.js';
 
-const VERB = { replace: 'replace', delete: 'del' } as const;
+const VERB = { add: 'add', delete: 'del' } as const;
 
 export function renderTcOp(op: TcOp): string {
   const opts = 'options' in op && op.options ? op.options : [];
@@ -18,7 +18,7 @@ export function renderTcOp(op: TcOp): string {
     case 'filter': {
       const head = [`filter ${VERB[op.verb]} dev`, op.dev, 'parent', op.parent, 'protocol all prio', String(op.prio)];
       if (op.verb === 'delete') return head.join(' ');
-      return [...head, op.handle ? `handle ${op.handle}` : '', op.kind ?? '', ...opts].filter((w) => w !== '').join(' ');
+      return [...head, op.kind ?? '', ...opts].filter((w) => w !== '').join(' ');
     }
   }
 }

@@ -1,0 +1,41 @@
+/**
+ * Entry point of netqos-hook (bundled by esbuild into one file). Reads the OCI state from
+ * stdin, runs the hook under an overall deadline, prints at most one line, sets the exit code.
+ */
+import { readFileSync } from 'node:fs';
+import { DEFAULT_CONFIG, type Config } from '../domain/config.js';
+import { oneLine } from '../domain/errors.js';
+import { readConfigFile } from '../config-file.js';
+import { createLogger } from '../log.js';
+import { runHook } from './run-hook.js';
+import { parseState } from './state.js';
+
+async function main(): Promise<number> {
+  let config: Config = { ...DEFAULT_CONFIG };
+  try {
+    config = readConfigFile(process.env.NETQOS_CONFIG);
+  } catch (e) {
+    // a broken config must be seen, and is never a reason to act differently than the defaults
+    process.stderr.write(`netqos: ${oneLine(e)} (using defaults)\n`);
+  }
+  const deadline = setTimeout(() => {
+    process.stderr.write(`netqos: hook did not finish within ${config.hookTimeoutMs} ms (hookTimeoutMs in the config)\n`);
+    process.exit(1);
+  }, config.hookTimeoutMs);
+  deadline.unref();
+  const log = createLogger({ ...config.log, name: 'netqos-hook' });
+  let code: number;
+  try {
+    const state = parseState(readFileSync(0, 'utf8'));
+    const out = await runHook(state, config, log, process.argv[2]);
+    if (out.line) process.stderr.write(`${out.line}\n`);
+    code = out.exitCode;
+  } catch (e) {
+    process.stderr.write(`netqos: ${oneLine(e)}\n`);
+    code = 1;
+  }
+  await log.flush();
+  return code;
+}
+
+process.exitCode = await main();
