@@ -16,7 +16,7 @@ await Promise.all(
       outfile: `dist/${name}.mjs`,
       bundle: true,
       platform: 'node',
-      target: 'node20',
+      target: 'node18',
       format: 'esm',
       minify: true,
       sourcemap: false,

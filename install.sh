@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# netqos installer for Debian/Ubuntu hosts.
+#
+#   sudo bash install.sh              install (idempotent), then `netqos doctor` and `netqos demo`
+#   sudo bash install.sh --no-demo    install and run doctor only
+#   sudo bash install.sh --uninstall  remove everything this script installed
+#
+# Installs: the CLI (/usr/local/bin/netqos), the OCI hook and CLI bundles (/usr/local/lib/netqos),
+# the hooks.d entry (/usr/share/containers/oci/hooks.d/50-netqos.json, read by podman and CRI-O),
+# a default config (/etc/netqos/config.json, never overwritten) and the log directory.
+# Every file it writes is listed in /usr/local/lib/netqos/MANIFEST, which --uninstall follows.
+# NETQOS_ROOT=/some/dir installs below that directory instead of / (used by the tests).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+ROOT=${NETQOS_ROOT:-}
+LIB=$ROOT/usr/local/lib/netqos
+BIN=$ROOT/usr/local/bin/netqos
+HOOKS_D=$ROOT/usr/share/containers/oci/hooks.d
+HOOK_JSON=$HOOKS_D/50-netqos.json
+CONF_DIR=$ROOT/etc/netqos
+CONF=$CONF_DIR/config.json
+LOG_DIR=$ROOT/var/log/netqos
+MANIFEST=$LIB/MANIFEST
+DEFAULT_CONF='{
+  "onError": "fail",
+  "log": { "file": "/var/log/netqos/netqos.log", "level": "info" },
+  "queueLatency": "5ms"
+}'
+
+say() { printf 'netqos install: %s\n' "$*"; }
+die() { printf 'netqos install: %s\n' "$*" >&2; exit 1; }
+
+mode=install demo=1
+for arg in "$@"; do
+  case "$arg" in
+    --uninstall) mode=uninstall ;;
+    --no-demo) demo=0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) die "unknown option $arg; use --uninstall, --no-demo or --help" ;;
+  esac
+done
+[ "$(id -u)" = 0 ] || die "must run as root (it installs packages and writes to /usr/local and /etc)"
+
+uninstall() {
+  if [ ! -f "$MANIFEST" ]; then say "nothing to remove (no $MANIFEST)"; return 0; fi
+  while IFS= read -r f; do
+    [ -n "$f" ] || continue
+    if [ "$f" = "$CONF" ] && [ "$(cat "$CONF" 2>/dev/null)" != "$DEFAULT_CONF" ]; then
+      say "kept $CONF: it was changed after installation"
+      continue
+    fi
+    rm -f "$f" && say "removed $f"
+  done < "$MANIFEST"
+  rm -f "$MANIFEST"
+  rmdir "$LIB" "$CONF_DIR" "$LOG_DIR" 2>/dev/null || true
+  rm -rf "$ROOT/run/netqos"
+  say "uninstalled"
+}
+
+if [ "$mode" = uninstall ]; then uninstall; exit 0; fi
+
+# 1. packages: ip/tc (iproute2), nsenter/unshare (util-linux), iperf3 for the demo, Node.js >= 18
+need=()
+for pair in ip:iproute2 tc:iproute2 nsenter:util-linux unshare:util-linux iperf3:iperf3; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+node_ok() { command -v node >/dev/null 2>&1 && [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 18 ]; }
+node_ok || need+=(nodejs)
+[ -d node_modules ] || command -v npm >/dev/null 2>&1 || need+=(npm)
+if [ "${#need[@]}" -gt 0 ]; then
+  say "installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+node_ok || die "Node.js 18 or newer is required (found: $(node --version 2>/dev/null || echo none))"
+NODE=$(readlink -f "$(command -v node)")
+
+# 2. build the two bundles
+if [ ! -x node_modules/.bin/esbuild ]; then
+  say "installing build dependencies (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+node packaging/build.mjs
+
+# 3. install files, recording each in the manifest
+mkdir -p "$LIB" "$(dirname "$BIN")" "$HOOKS_D" "$CONF_DIR" "$LOG_DIR"
+: > "$MANIFEST.new"
+put() { # src dest mode
+  install -m "$3" "$1" "$2"
+  echo "$2" >> "$MANIFEST.new"
+}
+put dist/netqos.mjs "$LIB/netqos.mjs" 0644
+put dist/netqos-hook.mjs "$LIB/netqos-hook.mjs" 0644
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+printf '#!/bin/sh\nexec %s %s "$@"\n' "$NODE" "/usr/local/lib/netqos/netqos.mjs" > "$tmp"
+put "$tmp" "$BIN" 0755
+# the hooks.d entry: this node, this hook (podman runs poststop with an empty environment)
+node -e '
+  const fs = require("fs");
+  const h = JSON.parse(fs.readFileSync("hooks/50-netqos.json", "utf8"));
+  h.hook.path = process.argv[1];
+  h.hook.args = ["node", "/usr/local/lib/netqos/netqos-hook.mjs"];
+  fs.writeFileSync(process.argv[2], JSON.stringify(h, null, 2) + "\n");
+' "$NODE" "$tmp"
+put "$tmp" "$HOOK_JSON" 0644
+if [ -f "$CONF" ]; then
+  say "kept existing $CONF"
+  grep -qx "$CONF" "$MANIFEST" 2>/dev/null && echo "$CONF" >> "$MANIFEST.new"
+else
+  printf '%s\n' "$DEFAULT_CONF" > "$CONF"
+  echo "$CONF" >> "$MANIFEST.new"
+fi
+mv "$MANIFEST.new" "$MANIFEST"
+say "installed: $BIN, $LIB, $HOOK_JSON, $CONF"
+
+# 4. show it working
+[ -n "$ROOT" ] && { say "NETQOS_ROOT set: skipping doctor and demo"; exit 0; }
+netqos doctor
+if [ "$demo" = 1 ]; then netqos demo; fi
