@@ -80,7 +80,9 @@ NODE=$(readlink -f "$(command -v node)")
 # 2. build the two bundles
 if [ ! -x node_modules/.bin/esbuild ]; then
   say "installing build dependencies (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # the lock file cannot list other platforms' optional packages (the registry reached here
+  # answers 404 for them), so npm ci may refuse it: then install the locked versions as they are
+  npm ci --no-audit --no-fund --loglevel=error || npm install --no-save --no-audit --no-fund --loglevel=error
 fi
 node packaging/build.mjs
 
