@@ -28,6 +28,16 @@ export function netnsIdentity(path: string): string | undefined {
   }
 }
 
+/** why a namespace path cannot be read: undefined when it can */
+function unreadable(path: string): NodeJS.ErrnoException | undefined {
+  try {
+    statSync(path);
+    return undefined;
+  } catch (e) {
+    return e as NodeJS.ErrnoException;
+  }
+}
+
 export function netnsExists(ref: NetnsRef): boolean {
   return netnsIdentity(netnsPath(ref)) !== undefined;
 }
@@ -38,9 +48,14 @@ export function netnsExists(ref: NetnsRef): boolean {
  * touches the node's interfaces.
  */
 export function assertNotHost(ref: NetnsRef): void {
-  const target = netnsIdentity(netnsPath(ref));
+  const path = netnsPath(ref);
+  const target = netnsIdentity(path);
   if (target === undefined) {
-    throw new NetqosError('NOT_FOUND', `${describe(ref)}: network namespace ${netnsPath(ref)} does not exist`);
+    const e = unreadable(path);
+    if (e?.code === 'ENOENT' || e?.code === 'ESRCH') {
+      throw new NetqosError('NOT_FOUND', `${describe(ref)}: network namespace ${path} does not exist`);
+    }
+    throw new NetqosError('NOT_FOUND', `${describe(ref)}: cannot read network namespace ${path} (${e?.code ?? 'unknown'}); run as root`);
   }
   for (const host of ['/proc/1/ns/net', '/proc/self/ns/net']) {
     if (netnsIdentity(host) === target) {

@@ -1,0 +1,50 @@
+/** `netqos status <target> [--json]`: configured rates and live counters per interface and direction. */
+import { discover } from '../kernel/discover.js';
+import { assertNotHost, inNetns, type NetnsRef } from '../kernel/netns.js';
+import { readQdiscStats } from '../kernel/stats.js';
+import { parseHtbClassText } from '../plan/parse-class.js';
+import type { HtbClass } from '../plan/parse-tc.js';
+import { booleanFlag } from './args.js';
+import type { Command } from './command.js';
+import { buildStatus, renderStatusJson, renderStatusTable, shapedTrees, type StatusReport } from './status-report.js';
+import { describeTarget, parseTarget, resolveTarget, TARGET_FLAGS, TARGET_USAGE } from './target.js';
+
+export async function readStatus(ref: NetnsRef, target: string): Promise<StatusReport> {
+  assertNotHost(ref);
+  const observed = await discover(ref);
+  const devs = [...new Set(shapedTrees(observed).map((t) => t.dev))];
+  const [stats, classes] = await Promise.all([
+    readQdiscStats(ref, devs),
+    // tc prints HTB classes as text whatever -json says (iproute2 6.1): one process per device,
+    // since text output does not name the device
+    Promise.all(devs.map(async (dev): Promise<[string, HtbClass[]]> => {
+      const res = await inNetns(ref, 'tc', ['class', 'show', 'dev', dev]);
+      return [dev, parseHtbClassText(res.stdout, dev)];
+    })),
+  ]);
+  return buildStatus({ target, observed, stats, classes: new Map(classes) });
+}
+
+export const status: Command = {
+  spec: {
+    name: 'status',
+    usage: `netqos status ${TARGET_USAGE} [--json]`,
+    flags: { ...TARGET_FLAGS, json: { type: 'boolean' } },
+    maxPositionals: 1,
+  },
+  summary: 'show configured rates and live counters of a container',
+  help: [
+    'Shows, per interface and direction (the container\'s view), the configured rate and burst of',
+    'netqos\'s HTB class and the live counters: bytes, packets, drops, overlimits, backlog.',
+    'Egress is shaped on the interface itself, ingress on its ifb nqi<ifindex>.',
+    '',
+    '  --json    machine-readable output',
+  ].join('\n'),
+  async run(args, io) {
+    const target = parseTarget(this.spec, args);
+    const ref = await resolveTarget(target);
+    const report = await readStatus(ref, describeTarget(target));
+    io.out(booleanFlag(args, 'json') ? renderStatusJson(report) : renderStatusTable(report));
+    return 0;
+  },
+};
