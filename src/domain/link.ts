@@ -48,7 +48,7 @@ export interface Filter {
 export interface Observed {
   links: Link[];
   qdiscs: Qdisc[];
-  /** ingress-hook filters; read only when something may have to be removed */
+  /** ingress-hook filters, read whenever a device has an ingress or clsact hook */
   filters?: Filter[];
 }
 

@@ -447,7 +447,17 @@ export function l2Summary(series: readonly QdiscSample[], limitBps: number, opts
       break;
     }
   }
-  const end = last === series.length - 1 ? last : Math.max(first, last - 1);
+  let end = last === series.length - 1 ? last : Math.max(first, last - 1);
+  // The sender's closing packets (FIN, iperf3's final exchange) trickle in after the data and
+  // move the counter once more: measured at 10M egress, a window ending there read 1.5 % low
+  // though every 100 ms bin was at the limit. When the shaper held a backlog within the last
+  // few samples, the data ended at the last such sample.
+  for (let i = end; i > Math.max(first, end - 5); i--) {
+    if (series[i]!.backlog > 0 || series[i]!.qlen > 0) {
+      end = i;
+      break;
+    }
+  }
   const s0 = series[start]!;
   const window = (from: number, to: number): RateWindow => {
     const a = series[from]!;

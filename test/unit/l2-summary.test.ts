@@ -32,6 +32,16 @@ describe('l2Summary', () => {
     expect(r.steady.backloggedShare).toBe(0);
   });
 
+  it("the sender's closing packets after the data do not dilute the steady window", () => {
+    // 10 Mbit/s with the shaper backlogged until 6.0 s, then 2 packets (FIN, iperf3's last
+    // exchange) 300 ms later: the window ends at the last backlogged sample, not at the FIN
+    const s = series(80, 100, (t) => (t <= 300 ? 0 : Math.min(t - 300, 5700) * 1250 + (t >= 6300 ? 415 : 0)));
+    for (const x of s) if (x.t > 300 && x.t <= 6000) x.backlog = 3028;
+    const r = l2Summary(s, 10 * MBIT);
+    expect(s[r.endIndex]!.t).toBe(6000);
+    expect(Math.abs(r.steady.relError)).toBeLessThan(1e-6);
+  });
+
   it('uses two counter readings, not an average of bins: uneven spacing does not bias it', () => {
     // samples alternately 20 ms and 180 ms apart, 125 kB per bin: 10 Mbit/s on average, while
     // the bins read 50 and 5.6 Mbit/s, whose mean (27.8) would be far off
