@@ -93,18 +93,24 @@ put() { # src dest mode
   install -m "$3" "$1" "$2"
   echo "$2" >> "$MANIFEST.new"
 }
-put dist/netqos.mjs "$LIB/netqos.mjs" 0644
-put dist/netqos-hook.mjs "$LIB/netqos-hook.mjs" 0644
+put dist/netqos.cjs "$LIB/netqos.cjs" 0644
+put dist/netqos-hook.cjs "$LIB/netqos-hook.cjs" 0644
+put dist/netqos-hook-main.cjs "$LIB/netqos-hook-main.cjs" 0644
+# warm the hook's V8 code cache now, so no container start pays for compiling it
+rm -f "$LIB/netqos-hook-main.cjs.v8cache"
+echo '{"id":"netqos-install","status":"created","pid":1,"bundle":"/nonexistent","annotations":{}}' |
+  NETQOS_CONFIG=/nonexistent "$NODE" "$LIB/netqos-hook.cjs" || die "the installed hook does not run"
+[ -f "$LIB/netqos-hook-main.cjs.v8cache" ] && echo "$LIB/netqos-hook-main.cjs.v8cache" >> "$MANIFEST.new"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
-printf '#!/bin/sh\nexec %s %s "$@"\n' "$NODE" "/usr/local/lib/netqos/netqos.mjs" > "$tmp"
+printf '#!/bin/sh\nexec %s %s "$@"\n' "$NODE" "/usr/local/lib/netqos/netqos.cjs" > "$tmp"
 put "$tmp" "$BIN" 0755
 # the hooks.d entry: this node, this hook (podman runs poststop with an empty environment)
 node -e '
   const fs = require("fs");
   const h = JSON.parse(fs.readFileSync("hooks/50-netqos.json", "utf8"));
   h.hook.path = process.argv[1];
-  h.hook.args = ["node", "/usr/local/lib/netqos/netqos-hook.mjs"];
+  h.hook.args = ["node", "/usr/local/lib/netqos/netqos-hook.cjs"];
   fs.writeFileSync(process.argv[2], JSON.stringify(h, null, 2) + "\n");
 ' "$NODE" "$tmp"
 put "$tmp" "$HOOK_JSON" 0644

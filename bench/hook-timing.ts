@@ -1,5 +1,5 @@
 /**
- * OCI hook wall time: `node dist/netqos-hook.mjs` with an OCI state on stdin, timed from spawn
+ * OCI hook wall time: `node dist/netqos-hook.cjs` with an OCI state on stdin, timed from spawn
  * to exit, beside `node -e 0` (a bare Node start) spawned the same way, interleaved round by
  * round so both see the same machine. The hook's own work is its time minus Node's start; the
  * budget for it is 15 ms.
@@ -183,7 +183,7 @@ function hookSources(entry: string): string[] {
   return [...seen];
 }
 
-/** Refuses a missing or stale dist/netqos-hook.mjs: the numbers must be of the current source. */
+/** Refuses a missing or stale dist/netqos-hook.cjs: the numbers must be of the current source. */
 function checkHookBuild(hook: string): number {
   if (!existsSync(hook)) throw new Error(`${hook} does not exist: build it with \`node packaging/build.mjs\``);
   const built = statSync(hook).mtimeMs;
@@ -214,7 +214,7 @@ async function main(): Promise<void> {
   const runs = intArg('runs', 30);
   const warmup = intArg('warmup', 3);
   if (runs < 1) throw new Error('--runs must be at least 1');
-  const hook = resolve(repoRoot(), process.env.NETQOS_HOOK ?? 'dist/netqos-hook.mjs');
+  const hook = resolve(repoRoot(), process.env.NETQOS_HOOK ?? 'dist/netqos-hook.cjs');
   const sourceCount = checkHookBuild(hook);
   const hookSha = createHash('sha256').update(readFileSync(hook)).digest('hex').slice(0, 16);
   const tmp = privateTempDir('hook');

@@ -1,5 +1,5 @@
 /**
- * Entry point of `netqos` (bundled by esbuild into dist/netqos.mjs): picks the command, converts
+ * Entry point of `netqos` (bundled by esbuild into dist/netqos.cjs): picks the command, converts
  * every error exactly once into one stderr line `netqos: <message>` and the exit code:
  * 0 done, 1 failed, 2 usage (unknown command or option, bad value).
  */
@@ -53,4 +53,6 @@ function fail(out: Io, message: string, code: number): number {
   return code;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

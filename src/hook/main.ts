@@ -34,8 +34,9 @@ async function main(): Promise<number> {
     process.stderr.write(`netqos: ${oneLine(e)}\n`);
     code = 1;
   }
-  await log.flush();
   return code;
 }
 
-process.exitCode = await main();
+void main().then((code) => {
+  process.exitCode = code;
+});

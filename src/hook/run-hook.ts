@@ -11,7 +11,7 @@ import { parseAnnotations } from '../domain/annotations.js';
 import type { Config } from '../domain/config.js';
 import { isNetqosError, NetqosError, oneLine } from '../domain/errors.js';
 import { applyQos, removeQos } from '../engine.js';
-import { assertNotHost, netnsExists, type NetnsRef } from '../kernel/netns.js';
+import { assertNotHost, netnsExists, netnsIdentity, type NetnsRef } from '../kernel/netns.js';
 import type { Logger } from '../log.js';
 import { isPodAppContainer, netnsInUse } from './owner.js';
 import { bundleNetnsPath, stageOf, type HookState } from './state.js';
@@ -49,7 +49,11 @@ async function create(state: HookState, config: Config, log: Logger, ctx: object
   }
   if (!spec) return { exitCode: 0 };
   if (state.pid === undefined) throw new NetqosError('INVALID_ARGUMENT', 'createRuntime state has no pid');
-  const ref: NetnsRef = { pid: state.pid };
+  // the runtime's named namespace when the bundle names one and it is the PID's (cheaper to
+  // enter, see kernel/netns.ts); otherwise the PID's
+  const named = bundleNetnsPath(state.bundle);
+  const byPid = netnsIdentity(`/proc/${state.pid}/ns/net`);
+  const ref: NetnsRef = named && !named.startsWith('/proc/') && byPid !== undefined && netnsIdentity(named) === byPid ? { path: named } : { pid: state.pid };
   try {
     assertNotHost(ref);
   } catch (e) {

@@ -44,7 +44,7 @@ function installHook(): void {
     hook: { path: string; args: string[]; env: string[] };
   };
   tmpl.hook.path = process.execPath;
-  tmpl.hook.args = ['node', `${process.cwd()}/dist/netqos-hook.mjs`];
+  tmpl.hook.args = ['node', `${process.cwd()}/dist/netqos-hook.cjs`];
   tmpl.hook.env = [...tmpl.hook.env, `NETQOS_CONFIG=${CONFIG}`];
   writeHookConfig('50-netqos.json', tmpl, HOOKS_D);
 }

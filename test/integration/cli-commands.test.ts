@@ -1,5 +1,5 @@
 /**
- * The built CLI (dist/netqos.mjs) against the real kernel, in namespaces of our own
+ * The built CLI (dist/netqos.cjs) against the real kernel, in namespaces of our own
  * (nqt-cli-<hex>): apply -> status -> apply a new rate -> remove -> status, a --pid target,
  * rejected arguments that leave the namespace untouched, and the node's own namespace refused
  * with the node's links and qdiscs unchanged.
@@ -19,7 +19,7 @@ interface CliResult extends RunResult {
 }
 
 async function cli(...args: string[]): Promise<CliResult> {
-  const res = await run(process.execPath, ['dist/netqos.mjs', ...args], { allowFail: true, timeoutMs: 30_000, env: process.env });
+  const res = await run(process.execPath, ['dist/netqos.cjs', ...args], { allowFail: true, timeoutMs: 30_000, env: process.env });
   return { ...res, lines: res.stderr.split('\n').filter((l) => l !== '') };
 }
 

@@ -11,7 +11,7 @@ import { requireRoot } from '../support/fixtures.js';
 const root = requireRoot(['ip', 'tc', 'nsenter', 'unshare', 'iperf3']);
 
 function cli(args: readonly string[], opts: { timeoutMs?: number; onSpawn?: (pid: number) => void } = {}): Promise<RunResult> {
-  return run(process.execPath, ['dist/netqos.mjs', ...args], { allowFail: true, timeoutMs: opts.timeoutMs ?? 30_000, env: process.env, ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}) });
+  return run(process.execPath, ['dist/netqos.cjs', ...args], { allowFail: true, timeoutMs: opts.timeoutMs ?? 30_000, env: process.env, ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}) });
 }
 
 const lines = (text: string): string[] => text.split('\n').filter((l) => l !== '');
@@ -131,7 +131,7 @@ root.describe('netqos doctor and demo on the real kernel', () => {
   });
 
   root.it('demo whose reader goes away (| head -n 1) still cleans up after itself', async () => {
-    const shell = `'${process.execPath}' dist/netqos.mjs demo --seconds 2 | head -n 1`;
+    const shell = `'${process.execPath}' dist/netqos.cjs demo --seconds 2 | head -n 1`;
     // sh waits for both sides of the pipe: this returns when the demo has finished
     const res = await run('/bin/sh', ['-c', shell], { allowFail: true, timeoutMs: 60_000, env: process.env });
     expect(res.stderr).toBe('');

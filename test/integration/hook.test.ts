@@ -1,5 +1,5 @@
 /**
- * The built hook (dist/netqos-hook.mjs) against real namespaces, without a container runtime:
+ * The built hook (dist/netqos-hook.cjs) against real namespaces, without a container runtime:
  * the decisions of createRuntime and poststop, the exit codes and the one stderr line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,7 +19,7 @@ const BW = { 'kubernetes.io/egress-bandwidth': '10M', 'kubernetes.io/ingress-ban
 
 async function hook(state: object, config = CONFIG): Promise<{ code: number; stderr: string; ms: number }> {
   const t0 = performance.now();
-  const r = await run('/usr/bin/env', [`NETQOS_CONFIG=${config}`, process.execPath, 'dist/netqos-hook.mjs'], {
+  const r = await run('/usr/bin/env', [`NETQOS_CONFIG=${config}`, process.execPath, 'dist/netqos-hook.cjs'], {
     input: JSON.stringify(state),
     allowFail: true,
     timeoutMs: 20_000,
@@ -135,7 +135,7 @@ root.describe('netqos-hook on real namespaces', () => {
   });
 
   root.it('stdin that is not an OCI state: exit 1 with one line', async () => {
-    const r = await run(process.execPath, ['dist/netqos-hook.mjs'], { input: 'nope', allowFail: true });
+    const r = await run(process.execPath, ['dist/netqos-hook.cjs'], { input: 'nope', allowFail: true });
     expect(r.code).toBe(1);
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/^netqos: hook stdin is not the OCI state JSON/);

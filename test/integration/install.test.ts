@@ -16,8 +16,10 @@ const install = (...args: string[]) =>
   run('/bin/bash', ['-c', `NETQOS_ROOT=${dir} bash install.sh ${args.join(' ')}`], { timeoutMs: 120_000, allowFail: true });
 const files = [
   'usr/local/bin/netqos',
-  'usr/local/lib/netqos/netqos.mjs',
-  'usr/local/lib/netqos/netqos-hook.mjs',
+  'usr/local/lib/netqos/netqos.cjs',
+  'usr/local/lib/netqos/netqos-hook.cjs',
+  'usr/local/lib/netqos/netqos-hook-main.cjs',
+  'usr/local/lib/netqos/netqos-hook-main.cjs.v8cache',
   'usr/share/containers/oci/hooks.d/50-netqos.json',
   'etc/netqos/config.json',
 ];
@@ -33,9 +35,9 @@ root.describe('install.sh', () => {
     const second = await install('--no-demo');
     expect(second.code, second.stderr).toBe(0);
     expect(readFileSync(join(dir, 'usr/local/lib/netqos/MANIFEST'), 'utf8')).toBe(manifest);
-    const hook = JSON.parse(readFileSync(join(dir, files[3]!), 'utf8')) as { hook: { path: string; args: string[] }; stages: string[] };
+    const hook = JSON.parse(readFileSync(join(dir, files[5]!), 'utf8')) as { hook: { path: string; args: string[] }; stages: string[] };
     expect(hook.hook.path).toMatch(/^\/.*node$/);
-    expect(hook.hook.args).toEqual(['node', '/usr/local/lib/netqos/netqos-hook.mjs']);
+    expect(hook.hook.args).toEqual(['node', '/usr/local/lib/netqos/netqos-hook.cjs']);
     expect(hook.stages).toEqual(['createRuntime', 'poststop']);
     // the installed bundle is the hook: fed a state it refuses a bad annotation with one line
     const state = JSON.stringify({ id: 'a'.repeat(64), pid: process.pid, status: 'created', bundle: dir, annotations: { 'kubernetes.io/egress-bandwidth': '1' } });
@@ -49,7 +51,7 @@ root.describe('install.sh', () => {
     writeFileSync(join(dir, 'etc/netqos/config.json'), '{"onError":"warn"}\n');
     const r = await install('--uninstall');
     expect(r.code, r.stderr).toBe(0);
-    for (const f of files.slice(0, 4)) expect(existsSync(join(dir, f)), f).toBe(false);
+    for (const f of files.slice(0, 6)) expect(existsSync(join(dir, f)), f).toBe(false);
     expect(existsSync(join(dir, 'etc/netqos/config.json'))).toBe(true);
     expect(r.stdout).toMatch(/kept .*config\.json: it was changed/);
   }, 60_000);

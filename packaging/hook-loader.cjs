@@ -1,0 +1,31 @@
+'use strict';
+// netqos-hook: loads the hook bundle (netqos-hook-main.cjs) through V8's code cache. Compiling
+// the bundle cost 5.8 ms of the hook's 15 ms budget (measured); with the cache written next to
+// it on the first run, later runs deserialize instead of compiling. A missing, stale or
+// rejected cache only costs one compile, and an unwritable directory just means no cache.
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+const { wrap } = require('node:module');
+
+const file = path.join(__dirname, 'netqos-hook-main.cjs');
+const cacheFile = `${file}.v8cache`;
+let cachedData;
+try {
+  cachedData = fs.readFileSync(cacheFile);
+} catch {
+  cachedData = undefined;
+}
+const script = new vm.Script(wrap(fs.readFileSync(file, 'utf8')), { filename: file, cachedData });
+if (cachedData === undefined || script.cachedDataRejected) {
+  // written at exit, so the cache also holds the functions this run compiled lazily
+  process.once('exit', () => {
+    try {
+      fs.writeFileSync(cacheFile, script.createCachedData());
+    } catch {
+      // read-only install: no cache
+    }
+  });
+}
+const module_ = { exports: {} };
+script.runInThisContext().call(module_.exports, module_.exports, require, module_, file, __dirname);
