@@ -23,7 +23,8 @@ export interface SteadyRate {
  * Pure. The traffic starts after the last sample before the counter first grows (t0); the
  * steady window runs from the first sample at least `fromMs` after t0 to the last sample at
  * which the traffic was certainly still running (the one before the last increase, when the
- * series ends with a quiet sample). Two counter readings, not an average of bins.
+ * series ends with a quiet sample, and not on a closing trickle). Two counter readings, not an
+ * average of bins.
  */
 export function steadyRate(samples: readonly Sample[], fromMs = 1000, minWindowMs = 500): SteadyRate {
   const grew = (i: number): boolean => samples[i]!.bytes > samples[i - 1]!.bytes;
@@ -37,7 +38,14 @@ export function steadyRate(samples: readonly Sample[], fromMs = 1000, minWindowM
       break;
     }
   }
-  const to = last === samples.length - 1 ? last : Math.max(first, last - 1);
+  let to = last === samples.length - 1 ? last : Math.max(first, last - 1);
+  // After the data, the sender's closing packets (FIN, iperf3's last exchange) still move the
+  // counter a little: a window ending on such a bin reads low (measured: 18.6 % low for a 2 s
+  // demo with 250 ms samples). The data ended at the last bin running at half the median rate.
+  const bins: number[] = [];
+  for (let i = first + 1; i <= to; i++) bins.push(samples[i]!.bytes - samples[i - 1]!.bytes);
+  const median = [...bins].sort((a, b) => a - b)[Math.floor(bins.length / 2)] ?? 0;
+  while (to > first + 1 && samples[to]!.bytes - samples[to - 1]!.bytes < median / 2) to--;
   const t0 = samples[first - 1]!.t;
   let from = -1;
   for (let i = first; i <= to && from < 0; i++) if (samples[i]!.t - t0 >= fromMs) from = i;

@@ -26,6 +26,14 @@ describe('steadyRate', () => {
     expect(r.bps / 10e6).toBeCloseTo(1, 4);
   });
 
+  it("ends before the sender's closing trickle: a FIN after the data does not dilute the window", () => {
+    // 10M from 0 to 2.0 s, then 415 bytes (FIN, iperf3's last exchange) at 2.3 s
+    const s = series(14, 250, 10e6, 100, 2100).map((x) => (x.t >= 2300 ? { ...x, bytes: x.bytes + 415 } : x));
+    const r = steadyRate(s);
+    expect(s[r.to]!.t).toBe(2000);
+    expect(r.bps / 10e6).toBeCloseTo(1, 4);
+  });
+
   it('is two counter readings, so uneven sampling does not bias it', () => {
     const r = steadyRate(series(20, 250, 20e6, 300, 4300, 90));
     expect(Math.abs(r.bps / 20e6 - 1)).toBeLessThan(1e-3);
