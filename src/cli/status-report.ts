@@ -8,7 +8,8 @@ import type { Link, Observed } from '../domain/link.js';
 import type { Direction } from '../domain/spec.js';
 import { hasOurRoot } from '../plan/apply-plan.js';
 import { CLASS_ID, ROOT_HANDLE, ifbName, isOurIfb } from '../plan/names.js';
-import type { HtbClass, QdiscStats } from '../plan/parse-tc.js';
+import type { HtbClass } from '../plan/parse-class.js';
+import type { QdiscStats } from '../plan/parse-tc.js';
 import { selectTargets } from '../plan/select.js';
 import { formatBytes, formatRate, formatTable } from './table.js';
 

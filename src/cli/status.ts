@@ -3,7 +3,7 @@ import { discover } from '../kernel/discover.js';
 import { assertNotHost, inNetns, type NetnsRef } from '../kernel/netns.js';
 import { readQdiscStats } from '../kernel/stats.js';
 import { parseHtbClassText } from '../plan/parse-class.js';
-import type { HtbClass } from '../plan/parse-tc.js';
+import type { HtbClass } from '../plan/parse-class.js';
 import { booleanFlag } from './args.js';
 import type { Command } from './command.js';
 import { buildStatus, renderStatusJson, renderStatusTable, shapedTrees, type StatusReport } from './status-report.js';

@@ -21,6 +21,3 @@ export interface QosSpec {
   /** only these interfaces (netqos.io/interfaces); undefined = every shapeable interface */
   interfaces?: string[];
 }
-
-/** true when the spec asks for no shaping at all (the container is left untouched) */
-export const isEmptySpec = (s: QosSpec): boolean => !s.ingress && !s.egress;

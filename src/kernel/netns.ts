@@ -28,16 +28,6 @@ export function netnsIdentity(path: string): string | undefined {
   }
 }
 
-/** why a namespace path cannot be read: undefined when it can */
-function unreadable(path: string): NodeJS.ErrnoException | undefined {
-  try {
-    statSync(path);
-    return undefined;
-  } catch (e) {
-    return e as NodeJS.ErrnoException;
-  }
-}
-
 export function netnsExists(ref: NetnsRef): boolean {
   return netnsIdentity(netnsPath(ref)) !== undefined;
 }
@@ -49,13 +39,16 @@ export function netnsExists(ref: NetnsRef): boolean {
  */
 export function assertNotHost(ref: NetnsRef): void {
   const path = netnsPath(ref);
-  const target = netnsIdentity(path);
-  if (target === undefined) {
-    const e = unreadable(path);
-    if (e?.code === 'ENOENT' || e?.code === 'ESRCH') {
+  let target: string;
+  try {
+    const st = statSync(path);
+    target = `${st.dev}:${st.ino}`;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') {
       throw new NetqosError('NOT_FOUND', `${describe(ref)}: network namespace ${path} does not exist`);
     }
-    throw new NetqosError('NOT_FOUND', `${describe(ref)}: cannot read network namespace ${path} (${e?.code ?? 'unknown'}); run as root`);
+    throw new NetqosError('NOT_FOUND', `${describe(ref)}: cannot read network namespace ${path} (${code ?? 'unknown'}); run as root`);
   }
   for (const host of ['/proc/1/ns/net', '/proc/self/ns/net']) {
     if (netnsIdentity(host) === target) {

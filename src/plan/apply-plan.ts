@@ -4,8 +4,8 @@
  * nothing, and a new rate becomes a `class replace` (in place, flows keep going).
  */
 import type { Capabilities, Link, Observed } from '../domain/link.js';
-import type { Direction, QosSpec } from '../domain/spec.js';
-import type { IpOp, Plan, TcOp } from './ops.js';
+import type { QosSpec } from '../domain/spec.js';
+import type { IpOp, Plan } from './ops.js';
 import { emptyPlan } from './ops.js';
 import { htbTree } from './htb-tree.js';
 import { redirectOps, unredirectOps } from './ingress-hook.js';
@@ -31,70 +31,77 @@ export function restoreGso(link: Link): IpOp[] {
 }
 
 export function planApply(input: ApplyInput): Plan {
-  const { spec, observed, caps } = input;
-  const latencyUs = spec.queueLatencyUs ?? input.defaultLatencyUs ?? DEFAULT_QUEUE_LATENCY_US;
-  const plan = emptyPlan();
+  const { spec, observed } = input;
+  const ctx: Ctx = {
+    input,
+    plan: emptyPlan(),
+    latencyUs: spec.queueLatencyUs ?? input.defaultLatencyUs ?? DEFAULT_QUEUE_LATENCY_US,
+  };
   for (const link of selectTargets(observed.links, spec.interfaces)) {
-    planEgress(plan, link, input, latencyUs);
-    planIngress(plan, link, input, latencyUs);
+    planEgress(ctx, link);
+    planIngress(ctx, link);
   }
-  return plan;
-  function shapedOf(link: Link, direction: Direction, tree: ReturnType<typeof htbTree>): void {
-    plan.shaped.push({ dev: link.name, direction, ...tree.shaped });
-  }
-  function planEgress(p: Plan, link: Link, i: ApplyInput, lat: number): void {
-    const want = spec.egress;
-    if (!want) {
-      if (hasOurRoot(observed, link.name)) {
-        p.tc.push({ object: 'qdisc', verb: 'delete', dev: link.name, parent: 'root' });
-        p.ipAfter.push(...restoreGso(link));
-      }
-      return;
+  return ctx.plan;
+}
+
+interface Ctx {
+  input: ApplyInput;
+  plan: Plan;
+  latencyUs: number;
+}
+
+function planEgress({ input, plan, latencyUs }: Ctx, link: Link): void {
+  const { observed } = input;
+  const want = input.spec.egress;
+  if (!want) {
+    if (hasOurRoot(observed, link.name)) {
+      plan.tc.push({ object: 'qdisc', verb: 'delete', dev: link.name, parent: 'root' });
+      plan.ipAfter.push(...restoreGso(link));
     }
-    const gso = gsoCap(want.rateBps, link.mtu, link.tsoMaxSize);
-    if (link.gsoMaxSize !== gso) p.ip.push({ object: 'link', verb: 'gso', name: link.name, gsoMaxSize: gso });
-    const tree = htbTree({
-      dev: link.name,
-      rootExists: hasOurRoot(observed, link.name),
-      rateBps: want.rateBps,
-      userBurstBits: want.burstBits,
-      mtu: link.mtu,
-      maxSkb: gso,
-      latencyUs: lat,
-      caps: i.caps,
-    });
-    p.tc.push(...tree.ops);
-    shapedOf(link, 'egress', tree);
+    return;
   }
-  function planIngress(p: Plan, link: Link, i: ApplyInput, lat: number): void {
-    const want = spec.ingress;
-    const ifb = ifbName(link.index);
-    const existing = observed.links.find((l) => l.name === ifb);
-    if (!want) {
-      if (existing) {
-        p.tc.push(...unredirectOps(observed, link.name));
-        p.ipAfter.push({ object: 'link', verb: 'delete', name: ifb });
-      }
-      return;
+  const gso = gsoCap(want.rateBps, link.mtu, link.tsoMaxSize);
+  if (link.gsoMaxSize !== gso) plan.ip.push({ object: 'link', verb: 'gso', name: link.name, gsoMaxSize: gso });
+  const tree = htbTree({
+    dev: link.name,
+    rootExists: hasOurRoot(observed, link.name),
+    rateBps: want.rateBps,
+    userBurstBits: want.burstBits,
+    mtu: link.mtu,
+    maxSkb: gso,
+    latencyUs,
+    caps: input.caps,
+  });
+  plan.tc.push(...tree.ops);
+  plan.shaped.push({ dev: link.name, direction: 'egress', ...tree.shaped });
+}
+
+function planIngress({ input, plan, latencyUs }: Ctx, link: Link): void {
+  const { observed } = input;
+  const want = input.spec.ingress;
+  const ifb = ifbName(link.index);
+  const existing = observed.links.find((l) => l.name === ifb);
+  if (!want) {
+    if (existing) {
+      plan.tc.push(...unredirectOps(observed, link.name));
+      plan.ipAfter.push({ object: 'link', verb: 'delete', name: ifb });
     }
-    const ip: IpOp[] = [];
-    if (!existing) ip.push({ object: 'link', verb: 'add', name: ifb, kind: 'ifb', mtu: link.mtu });
-    if (!existing?.up) ip.push({ object: 'link', verb: 'up', name: ifb });
-    p.ip.push(...ip);
-    // Packets reach the ifb as the sender built them: GRO/GSO super-packets up to 64 KiB.
-    const tree = htbTree({
-      dev: ifb,
-      rootExists: existing !== undefined && hasOurRoot(observed, ifb),
-      rateBps: want.rateBps,
-      userBurstBits: want.burstBits,
-      mtu: link.mtu,
-      maxSkb: LEGACY_GSO_MAX,
-      latencyUs: lat,
-      caps: i.caps,
-    });
-    // the ifb's tree first, then the redirect into it
-    const tc: TcOp[] = [...tree.ops, ...redirectOps(observed, link.name, ifb)];
-    p.tc.push(...tc);
-    shapedOf(link, 'ingress', tree);
+    return;
   }
+  if (!existing) plan.ip.push({ object: 'link', verb: 'add', name: ifb, kind: 'ifb', mtu: link.mtu });
+  if (!existing?.up) plan.ip.push({ object: 'link', verb: 'up', name: ifb });
+  // Packets reach the ifb as the sender built them: GRO/GSO super-packets up to 64 KiB.
+  const tree = htbTree({
+    dev: ifb,
+    rootExists: existing !== undefined && hasOurRoot(observed, ifb),
+    rateBps: want.rateBps,
+    userBurstBits: want.burstBits,
+    mtu: link.mtu,
+    maxSkb: LEGACY_GSO_MAX,
+    latencyUs,
+    caps: input.caps,
+  });
+  // the ifb's tree first, then the redirect into it
+  plan.tc.push(...tree.ops, ...redirectOps(observed, link.name, ifb));
+  plan.shaped.push({ dev: link.name, direction: 'ingress', ...tree.shaped });
 }

@@ -22,5 +22,3 @@ export const CLSACT_INGRESS_PARENT = 'ffff:fff2';
 export const IFB_PREFIX = 'nqi';
 export const ifbName = (ifindex: number): string => `${IFB_PREFIX}${ifindex}`;
 export const isOurIfb = (name: string): boolean => /^nqi\d+$/.test(name);
-export const ifbIndexOf = (name: string): number | undefined =>
-  isOurIfb(name) ? Number(name.slice(IFB_PREFIX.length)) : undefined;

@@ -10,7 +10,7 @@
  * burst read back can differ from the one configured by a few bytes.
  */
 import { NetqosError } from '../domain/errors.js';
-import type { HtbClass } from './parse-tc.js';
+import type { Counters } from './parse-tc.js';
 
 const RATE = /^([0-9]+(?:\.[0-9]+)?)([KMGT]?)(i?)bit$/;
 const SIZE = /^([0-9]+(?:\.[0-9]+)?)([KMG]?)b$/;
@@ -32,6 +32,19 @@ export function readTcSize(text: string): number | undefined {
 }
 
 /** HTB classes of one device, from `tc class show dev <dev>` (statistics lines are skipped). */
+/** An HTB class as `tc class show` prints it (iproute2 6.1 has no JSON for htb classes). */
+export interface HtbClass {
+  dev: string;
+  classid: string;
+  parent: string;
+  leaf?: string;
+  rateBytes: number;
+  ceilBytes: number;
+  burstBytes: number;
+  cburstBytes: number;
+  counters?: Counters;
+}
+
 export function parseHtbClassText(text: string, dev: string): HtbClass[] {
   const out: HtbClass[] = [];
   for (const line of text.split('\n')) {

@@ -15,18 +15,6 @@ export interface QdiscStats extends Qdisc, Partial<Counters> {
   options: Record<string, unknown>;
 }
 
-export interface HtbClass {
-  dev: string;
-  classid: string;
-  parent: string;
-  leaf?: string;
-  rateBytes: number;
-  ceilBytes: number;
-  burstBytes: number;
-  cburstBytes: number;
-  counters?: Counters;
-}
-
 
 function parseArray(text: string, what: string): Record<string, unknown>[] {
   const trimmed = text.trim();
@@ -70,25 +58,6 @@ export function parseQdiscs(text: string, dev?: string): QdiscStats[] {
     options: (r.options as Record<string, unknown>) ?? {},
     ...counters(r),
   }));
-}
-
-export function parseHtbClasses(text: string, dev: string): HtbClass[] {
-  return parseArray(text, 'tc -json class show')
-    .filter((r) => r.class === 'htb')
-    .map((r) => {
-      const c = counters((r.stats as Record<string, unknown>) ?? r);
-      return {
-        dev,
-        classid: String(r.handle),
-        parent: r.root === true ? 'root' : String(r.parent ?? ''),
-        ...(typeof r.leaf === 'string' ? { leaf: r.leaf } : {}),
-        rateBytes: num(r.rate),
-        ceilBytes: num(r.ceil),
-        burstBytes: num(r.burst),
-        cburstBytes: num(r.cburst),
-        ...(c ? { counters: c } : {}),
-      };
-    });
 }
 
 export function parseFilters(text: string, dev: string): Filter[] {
