@@ -3,19 +3,22 @@
  * hook, NRI plugin, CLI) uses. Validation happened before (a QosSpec is valid by type); here
  * we refuse the node's own namespace, read the namespace, plan, and apply.
  */
-import type { Capabilities } from './domain/link.js';
+import type { Capabilities, Observed } from './domain/link.js';
 import { NetqosError } from './domain/errors.js';
 import type { QosSpec } from './domain/spec.js';
-import type { Plan, Shaped } from './plan/ops.js';
+import { emptyPlan, type Plan, type Shaped } from './plan/ops.js';
 import { planApply } from './plan/apply-plan.js';
 import { isEmptyPlan, planRemove } from './plan/remove-plan.js';
 import { applyPlan } from './kernel/apply.js';
 import { discover } from './kernel/discover.js';
 import { assertNotHost, describe, netnsExists, type NetnsRef } from './kernel/netns.js';
 import { capabilities } from './kernel/probe.js';
+import { closeTools, openTools, type NetnsTools } from './kernel/tools-session.js';
 
 export interface EngineOptions {
   caps?: Capabilities;
+  /** ip and tc sessions already open in the target namespace (the hook opens them early) */
+  tools?: NetnsTools;
   defaultLatencyUs?: number;
   timeoutMs?: number;
 }
@@ -27,19 +30,22 @@ export interface ApplyResult {
 
 export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions = {}): Promise<ApplyResult> {
   assertNotHost(ref);
-  const [caps, observed] = await Promise.all([opts.caps ?? capabilities(), discover(ref, { timeoutMs: opts.timeoutMs })]);
-  const plan = planApply({ spec, observed, caps, defaultLatencyUs: opts.defaultLatencyUs });
-  const hadOurs = !isEmptyPlan(planRemove(observed));
+  const tools = opts.tools ?? openTools(ref, opts.timeoutMs);
+  let plan: Plan;
+  let hadOurs = false;
   try {
-    await applyPlan(ref, plan, opts.timeoutMs);
+    const [caps, observed] = await Promise.all([opts.caps ?? capabilities(), discover(tools)]);
+    plan = planApply({ spec, observed, caps, defaultLatencyUs: opts.defaultLatencyUs });
+    hadOurs = !isEmptyPlan(planRemove(observed));
+    await applyPlan(tools, plan);
   } catch (e) {
+    await closeTools(tools);
     // a first apply that failed half-way is rolled back, so the node never keeps half a setup
     if (!hadOurs) await removeQos(ref, opts).catch(() => undefined);
     throw e;
   }
   return { shaped: plan.shaped, plan };
 }
-
 
 export interface RemoveResult {
   /** false when the namespace was already gone: everything in it went with it */
@@ -51,18 +57,34 @@ export interface RemoveResult {
 export async function removeQos(ref: NetnsRef, opts: EngineOptions = {}): Promise<RemoveResult> {
   if (!netnsExists(ref)) return { present: false, removed: 0 };
   assertNotHost(ref);
-  const observed = await discover(ref, { timeoutMs: opts.timeoutMs });
-  const plan = planRemove(observed);
-  if (isEmptyPlan(plan)) return { present: true, removed: 0 };
+  let plan = emptyPlan();
   try {
-    await applyPlan(ref, plan, opts.timeoutMs);
+    plan = await withTools(ref, opts, async (tools) => {
+      const p = planRemove(await discover(tools));
+      await applyPlan(tools, p);
+      return p;
+    });
   } catch (e) {
     // something vanished under us (the container exiting): fine if nothing of ours is left
     if (!netnsExists(ref)) return { present: false, removed: 0 };
-    const again = planRemove(await discover(ref, { timeoutMs: opts.timeoutMs }));
+    const again = planRemove(await withTools(ref, opts, discover));
     if (!isEmptyPlan(again)) {
       throw new NetqosError('KERNEL', `could not remove shaping from ${describe(ref)}: ${(e as Error).message}`, { cause: e });
     }
   }
   return { present: true, removed: plan.tc.length + plan.ipAfter.length };
+}
+
+/** Reads a namespace without changing it. */
+export function observe(ref: NetnsRef, opts: EngineOptions = {}): Promise<Observed> {
+  return withTools(ref, opts, discover);
+}
+
+async function withTools<T>(ref: NetnsRef, opts: EngineOptions, f: (t: NetnsTools) => Promise<T>): Promise<T> {
+  const tools = openTools(ref, opts.timeoutMs);
+  try {
+    return await f(tools);
+  } finally {
+    await closeTools(tools);
+  }
 }

@@ -1,5 +1,5 @@
 /** `netqos status <target> [--json]`: configured rates and live counters per interface and direction. */
-import { discover } from '../kernel/discover.js';
+import { observe } from '../engine.js';
 import { assertNotHost, inNetns, type NetnsRef } from '../kernel/netns.js';
 import { readQdiscStats } from '../kernel/stats.js';
 import { parseHtbClassText } from '../plan/parse-class.js';
@@ -11,7 +11,7 @@ import { describeTarget, parseTarget, resolveTarget, TARGET_FLAGS, TARGET_USAGE 
 
 export async function readStatus(ref: NetnsRef, target: string): Promise<StatusReport> {
   assertNotHost(ref);
-  const observed = await discover(ref);
+  const observed = await observe(ref);
   const devs = [...new Set(shapedTrees(observed).map((t) => t.dev))];
   const [stats, classes] = await Promise.all([
     readQdiscStats(ref, devs),

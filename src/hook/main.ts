@@ -7,10 +7,19 @@ import { DEFAULT_CONFIG, type Config } from '../domain/config.js';
 import { oneLine } from '../domain/errors.js';
 import { readConfigFile } from '../config-file.js';
 import { createLogger } from '../log.js';
-import { runHook } from './run-hook.js';
-import { parseState } from './state.js';
+import { openEarly, runHook } from './run-hook.js';
+import { parseState, type HookState } from './state.js';
 
 async function main(): Promise<number> {
+  // the state first: at createRuntime the container's ip and tc start while the rest is read
+  let state: HookState;
+  try {
+    state = parseState(readFileSync(0, 'utf8'));
+  } catch (e) {
+    process.stderr.write(`netqos: ${oneLine(e)}\n`);
+    return 1;
+  }
+  const early = openEarly(state, process.argv[2]);
   let config: Config = { ...DEFAULT_CONFIG };
   try {
     config = readConfigFile(process.env.NETQOS_CONFIG);
@@ -26,8 +35,7 @@ async function main(): Promise<number> {
   const log = createLogger({ ...config.log, name: 'netqos-hook' });
   let code: number;
   try {
-    const state = parseState(readFileSync(0, 'utf8'));
-    const out = await runHook(state, config, log, process.argv[2]);
+    const out = await runHook(state, config, log, process.argv[2], early);
     if (out.line) process.stderr.write(`${out.line}\n`);
     code = out.exitCode;
   } catch (e) {

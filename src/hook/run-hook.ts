@@ -12,6 +12,7 @@ import type { Config } from '../domain/config.js';
 import { isNetqosError, NetqosError, oneLine } from '../domain/errors.js';
 import { applyQos, removeQos } from '../engine.js';
 import { assertNotHost, netnsExists, netnsIdentity, type NetnsRef } from '../kernel/netns.js';
+import { closeTools, openTools, type NetnsTools } from '../kernel/tools-session.js';
 import type { Logger } from '../log.js';
 import { isPodAppContainer, netnsInUse } from './owner.js';
 import { bundleNetnsPath, stageOf, type HookState } from './state.js';
@@ -22,11 +23,40 @@ export interface HookOutcome {
   line?: string;
 }
 
-export async function runHook(state: HookState, config: Config, log: Logger, argvStage?: string): Promise<HookOutcome> {
+/** The container's namespace, opened before the config and annotations are read. */
+export interface EarlyTarget {
+  ref: NetnsRef;
+  tools: NetnsTools;
+}
+
+/**
+ * At createRuntime, starts ip and tc in the container's namespace first thing: spawning them
+ * blocks Node for about 6 ms, and their start-up (exec, first netlink dump) then overlaps with
+ * reading the config and the annotations instead of following it. Nothing is changed until the
+ * annotations are valid; a hook that ends up not shaping just closes them.
+ */
+export function openEarly(state: HookState, argvStage?: string): EarlyTarget | undefined {
+  if (stageOf(state, argvStage) !== 'createRuntime' || state.pid === undefined) return undefined;
+  const ref = containerRef(state.pid, state.bundle);
+  try {
+    assertNotHost(ref);
+  } catch {
+    return undefined; // create() reports it
+  }
+  return { ref, tools: openTools(ref) };
+}
+
+export async function runHook(state: HookState, config: Config, log: Logger, argvStage?: string, early?: EarlyTarget): Promise<HookOutcome> {
   const stage = stageOf(state, argvStage);
   const ctx = { id: state.id.slice(0, 12), stage };
   try {
-    return stage === 'createRuntime' ? await create(state, config, log, ctx) : await stop(state, log, ctx);
+    if (stage !== 'createRuntime') return await stop(state, log, ctx);
+    const unused = { early };
+    try {
+      return await create(state, config, log, ctx, unused);
+    } finally {
+      if (unused.early) await closeTools(unused.early.tools);
+    }
   } catch (e) {
     const line = `netqos: container ${ctx.id}: ${oneLine(e)}`;
     const refuse = stage === 'createRuntime' && (config.onError === 'fail' || !isNetqosError(e) || e.code !== 'INVALID_ANNOTATION');
@@ -36,7 +66,17 @@ export async function runHook(state: HookState, config: Config, log: Logger, arg
   }
 }
 
-async function create(state: HookState, config: Config, log: Logger, ctx: object): Promise<HookOutcome> {
+/**
+ * The runtime's named namespace when the bundle names one and it is the PID's (cheaper to
+ * enter, see kernel/netns.ts); otherwise the PID's.
+ */
+function containerRef(pid: number, bundle: string): NetnsRef {
+  const named = bundleNetnsPath(bundle);
+  const byPid = netnsIdentity(`/proc/${pid}/ns/net`);
+  return named && !named.startsWith('/proc/') && byPid !== undefined && netnsIdentity(named) === byPid ? { path: named } : { pid };
+}
+
+async function create(state: HookState, config: Config, log: Logger, ctx: object, unused: { early?: EarlyTarget }): Promise<HookOutcome> {
   let spec;
   try {
     spec = parseAnnotations(state.annotations);
@@ -49,11 +89,7 @@ async function create(state: HookState, config: Config, log: Logger, ctx: object
   }
   if (!spec) return { exitCode: 0 };
   if (state.pid === undefined) throw new NetqosError('INVALID_ARGUMENT', 'createRuntime state has no pid');
-  // the runtime's named namespace when the bundle names one and it is the PID's (cheaper to
-  // enter, see kernel/netns.ts); otherwise the PID's
-  const named = bundleNetnsPath(state.bundle);
-  const byPid = netnsIdentity(`/proc/${state.pid}/ns/net`);
-  const ref: NetnsRef = named && !named.startsWith('/proc/') && byPid !== undefined && netnsIdentity(named) === byPid ? { path: named } : { pid: state.pid };
+  const ref = unused.early?.ref ?? containerRef(state.pid, state.bundle);
   try {
     assertNotHost(ref);
   } catch (e) {
@@ -64,7 +100,9 @@ async function create(state: HookState, config: Config, log: Logger, ctx: object
     throw e;
   }
   const started = performance.now();
-  const res = await applyQos(ref, spec, { defaultLatencyUs: config.queueLatencyUs, timeoutMs: config.hookTimeoutMs });
+  const tools = unused.early?.tools;
+  unused.early = undefined; // applyQos owns the sessions now: it ends them, also on failure
+  const res = await applyQos(ref, spec, { defaultLatencyUs: config.queueLatencyUs, timeoutMs: config.hookTimeoutMs, tools });
   log.info({ ...ctx, shaped: res.shaped, ms: Math.round(performance.now() - started) }, 'shaped');
   return { exitCode: 0 };
 }

@@ -1,10 +1,24 @@
-/** Applies a plan inside a namespace: at most one ip, one tc and one ip process. */
+/**
+ * Applies a plan through the namespace's ip and tc sessions and ends them: ip first (ifbs must
+ * exist before tc redirects to them; a question to ip confirms its commands ran), then tc, then
+ * what ip does last (deleting ifbs once nothing redirects to them). When ip has nothing left to
+ * do, both end together.
+ */
 import type { Plan } from '../plan/ops.js';
 import { renderIp, renderTc } from '../plan/render.js';
-import { inNetns, type NetnsRef } from './netns.js';
+import type { NetnsTools } from './tools-session.js';
 
-export async function applyPlan(ref: NetnsRef, plan: Plan, timeoutMs?: number): Promise<void> {
-  if (plan.ip.length > 0) await inNetns(ref, 'ip', ['-batch', '-'], { input: renderIp(plan.ip), timeoutMs });
-  if (plan.tc.length > 0) await inNetns(ref, 'tc', ['-batch', '-'], { input: renderTc(plan.tc), timeoutMs });
-  if (plan.ipAfter.length > 0) await inNetns(ref, 'ip', ['-batch', '-'], { input: renderIp(plan.ipAfter), timeoutMs });
+export async function applyPlan(t: NetnsTools, plan: Plan): Promise<void> {
+  if (plan.ip.length > 0) {
+    t.ip.send(renderIp(plan.ip));
+    await t.ip.ask(['link show dev lo']);
+  }
+  if (plan.ipAfter.length === 0) {
+    const [tc, ip] = await Promise.allSettled([t.tc.end(renderTc(plan.tc)), t.ip.end()]);
+    if (tc.status === 'rejected') throw tc.reason;
+    if (ip.status === 'rejected') throw ip.reason;
+    return;
+  }
+  await t.tc.end(renderTc(plan.tc));
+  await t.ip.end(renderIp(plan.ipAfter));
 }

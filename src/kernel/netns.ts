@@ -1,11 +1,11 @@
 /**
  * The only module that enters a network namespace. A target is a container's PID or a netns
- * path (/run/netns/x, /proc/<pid>/ns/net); every command runs as one `nsenter --net=<path>`
- * process, so a whole batch costs one process.
+ * path (/run/netns/x, /proc/<pid>/ns/net); every command runs as one process (`ip -n NAME`,
+ * `tc -n NAME` or `nsenter --net=<path>`), so a whole batch costs one process.
  */
 import { statSync } from 'node:fs';
 import { NetqosError } from '../domain/errors.js';
-import { run, type RunOptions, type RunResult } from './runner.js';
+import { run, startSession, type RunOptions, type RunResult, type Session } from './runner.js';
 import { toolPath, type Tool } from './tools.js';
 
 export type NetnsRef = { pid: number } | { path: string };
@@ -73,9 +73,19 @@ function runNetnsName(ref: NetnsRef): string | undefined {
   return m[1] && netnsIdentity(`/run/netns/${m[1]}`) === netnsIdentity(ref.path) ? m[1] : undefined;
 }
 
-/** Runs a tool inside the namespace: ip and tc enter named namespaces themselves, else nsenter. */
-export function inNetns(ref: NetnsRef, tool: Tool, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+/** The command line that runs a tool inside the namespace: ip and tc enter named ones themselves. */
+function command(ref: NetnsRef, tool: Tool, args: readonly string[]): [string, string[]] {
   const name = tool === 'ip' || tool === 'tc' ? runNetnsName(ref) : undefined;
-  if (name !== undefined) return run(toolPath(tool), ['-n', name, ...args], opts);
-  return run(toolPath('nsenter'), [`--net=${netnsPath(ref)}`, toolPath(tool), ...args], opts);
+  if (name !== undefined) return [toolPath(tool), ['-n', name, ...args]];
+  return [toolPath('nsenter'), [`--net=${netnsPath(ref)}`, toolPath(tool), ...args]];
+}
+
+/** Runs a tool inside the namespace and waits for it. */
+export function inNetns(ref: NetnsRef, tool: Tool, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+  return run(...command(ref, tool, args), opts);
+}
+
+/** Starts a batch process (`ip -batch -`, `tc -batch -`) inside the namespace, kept open. */
+export function sessionInNetns(ref: NetnsRef, tool: Tool, args: readonly string[], opts?: Omit<RunOptions, 'input'>): Session {
+  return startSession(...command(ref, tool, args), opts);
 }
