@@ -6,7 +6,7 @@
  *
  *   node bench/run.mjs bench/hook-timing.ts [--runs 30] [--warmup 3]
  *
- * Four kinds per round, in an order that rotates every round:
+ * Five kinds per round, in an order that rotates every round:
  *   node -e 0          the floor: Node start-up and exit
  *   createRuntime      a real first apply: the namespace is unshaped before every run (removed
  *                      with removeQos, not timed), the state's pid is a `sleep` inside it, so the
@@ -15,6 +15,8 @@
  *                      shaped before every run (applyQos, not timed) and used by no process, so
  *                      the hook really removes everything (the expensive path: ifb unregistration)
  *   poststop gone      podman's usual case: the bundle's namespace path no longer exists
+ *   ip link del        not the hook: a bare `ip -n NS link del` of an up ifb, the kernel's share of
+ *                      a real removal (unregistering a device waits for RCU grace periods)
  *
  * Every run is checked outside the timed part: exit code 0, nothing on stderr, and the
  * namespace read back (one `tc -j qdisc show`) as shaped / unshaped as expected.
@@ -40,14 +42,17 @@ const CHILD_DEADLINE_MS = 20_000;
 /** the `sleep` standing in for the container's process outlives any normal run, and no more */
 const SLEEP_S = 1800;
 
-type Kind = 'node' | 'create' | 'stopShaped' | 'stopGone';
-const KINDS: readonly Kind[] = ['node', 'create', 'stopShaped', 'stopGone'];
+type Kind = 'node' | 'create' | 'stopShaped' | 'stopGone' | 'ifbDel';
+const KINDS: readonly Kind[] = ['node', 'create', 'stopShaped', 'stopGone', 'ifbDel'];
 const LABEL: Record<Kind, string> = {
   node: 'node -e 0',
   create: 'createRuntime',
   stopShaped: 'poststop (shaped, netns present)',
   stopGone: 'poststop (netns gone)',
+  ifbDel: 'bare `ip link del` of an up ifb',
 };
+/** kinds that are the hook (the others are references it is compared with) */
+const isHook = (k: Kind): boolean => k !== 'node' && k !== 'ifbDel';
 
 const ordinal = (n: number): string => {
   const suffix = n % 100 >= 11 && n % 100 <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
@@ -73,14 +78,14 @@ interface Timed {
   stderr: string;
 }
 
-/** Spawns node with args, writes input to its stdin, and times spawn -> exit with hrtime. */
-function timedNode(args: readonly string[], input: string, env: NodeJS.ProcessEnv): Promise<Timed> {
+/** Spawns a program (node by default), writes input to its stdin, and times spawn -> exit with hrtime. */
+function timedNode(args: readonly string[], input: string, env: NodeJS.ProcessEnv, file: string = process.execPath): Promise<Timed> {
   return new Promise((resolvePromise, reject) => {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let exitedAt: bigint | undefined;
     const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
     const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_DEADLINE_MS);
     child.on('exit', () => {
       exitedAt = process.hrtime.bigint();
@@ -245,11 +250,14 @@ async function main(): Promise<void> {
   const goneNsPath = nsPath(`nqt-hb-gone-${hex(4)}`);
   if (existsSync(goneNsPath)) throw new Error(`${goneNsPath} exists`);
   const goneBundle = bundleDir(tmp, 'bundle-gone', goneNsPath);
+  // the kernel's share of a real removal: deleting an up ifb (device unregistration waits for
+  // RCU grace periods), timed as the bare iproute2 command in a namespace of its own
+  const ifbNs = await makeNetns('hbi');
   await expectState(createNs, 'unshaped', 'setup');
   await expectState(stopNs, 'unshaped', 'setup');
 
-  const samples: Record<Kind, number[]> = { node: [], create: [], stopShaped: [], stopGone: [] };
-  const warm: Record<Kind, number[]> = { node: [], create: [], stopShaped: [], stopGone: [] };
+  const samples: Record<Kind, number[]> = { node: [], create: [], stopShaped: [], stopGone: [], ifbDel: [] };
+  const warm: Record<Kind, number[]> = { node: [], create: [], stopShaped: [], stopGone: [], ifbDel: [] };
   const ids = new Map<string, { kind: Kind; round: number }>();
 
   const runOne = async (kind: Kind, round: number): Promise<number> => {
@@ -266,6 +274,12 @@ async function main(): Promise<void> {
       input = JSON.stringify({ ociVersion: '1.0.2-dev', id, status: 'stopped', bundle: stopBundle, annotations: ANNOTATIONS });
     } else if (kind === 'stopGone') {
       input = JSON.stringify({ ociVersion: '1.0.2-dev', id, status: 'stopped', bundle: goneBundle, annotations: ANNOTATIONS });
+    }
+    if (kind === 'ifbDel') {
+      await inNetns(nsRef(ifbNs), 'ip', ['-batch', '-'], { input: 'link add nqt-ifb type ifb\nlink set dev nqt-ifb up\n' });
+      const t = await timedNode(['-n', ifbNs, 'link', 'del', 'dev', 'nqt-ifb'], '', {}, toolPath('ip'));
+      if (t.code !== 0) throw new Error(`round ${round} ${LABEL[kind]}: exit ${t.code ?? t.signal}: ${t.stderr.trim()}`);
+      return t.ms;
     }
     const args = kind === 'node' ? ['-e', '0'] : [hook];
     const t = await timedNode(args, input, env);
@@ -314,8 +328,8 @@ async function main(): Promise<void> {
   const node = st.node;
   const rows = KINDS.map((k) => {
     const s = st[k];
-    const own = k === 'node' ? '' : `${fixed(s.median - node.median)} / ${fixed(s.p95 - node.p95)}`;
-    const verdict = k === 'node' ? '' : s.median - node.median <= BUDGET_MS ? 'within' : 'OVER';
+    const own = !isHook(k) ? '' : `${fixed(s.median - node.median)} / ${fixed(s.p95 - node.p95)}`;
+    const verdict = !isHook(k) ? '' : s.median - node.median <= BUDGET_MS ? 'within' : 'OVER';
     return [LABEL[k], fixed(s.median), fixed(s.p95), fixed(s.min), own, verdict];
   });
   process.stdout.write('\n');
@@ -327,6 +341,11 @@ async function main(): Promise<void> {
     const a = stats(applyMs);
     process.stdout.write(`applyQos inside createRuntime (the hook's own log, "shaped" ms): median ${fixed(a.median)}, p95 ${fixed(a.p95)}\n`);
   }
+  const ifb = st.ifbDel;
+  const stopOwn = st.stopShaped.median - node.median;
+  process.stdout.write(
+    `poststop with a real removal, own work without the kernel's ifb deletion (own median - bare ip link del median): ${fixed(stopOwn - ifb.median)} ms (${fixed(stopOwn - ifb.median <= BUDGET_MS ? 0 : stopOwn - ifb.median - BUDGET_MS)} ms over the budget)\n`,
+  );
   process.stdout.write(`load average at end: ${loadText(mach.loadEnd)} (start ${loadText(mach.loadStart)})\n`);
 
   const file = writeResult('hook-timing', {
@@ -346,7 +365,7 @@ async function main(): Promise<void> {
     summary: Object.fromEntries(
       KINDS.map((k) => [
         k,
-        { label: LABEL[k], ...st[k], ...(k === 'node' ? {} : { ownMedian: st[k].median - node.median, ownP95: st[k].p95 - node.p95 }) },
+        { label: LABEL[k], ...st[k], ...(!isHook(k) ? {} : { ownMedian: st[k].median - node.median, ownP95: st[k].p95 - node.p95 }) },
       ]),
     ),
     applyMsInHook: applyMs.length > 0 ? stats(applyMs) : undefined,

@@ -41,7 +41,7 @@ export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions
   } catch (e) {
     await closeTools(tools);
     // a first apply that failed half-way is rolled back, so the node never keeps half a setup
-    if (!hadOurs) await removeQos(ref, opts).catch(() => undefined);
+    if (!hadOurs) await removeQos(ref, { ...opts, tools: undefined }).catch(() => undefined);
     throw e;
   }
   return { shaped: plan.shaped, plan };
@@ -67,7 +67,7 @@ export async function removeQos(ref: NetnsRef, opts: EngineOptions = {}): Promis
   } catch (e) {
     // something vanished under us (the container exiting): fine if nothing of ours is left
     if (!netnsExists(ref)) return { present: false, removed: 0 };
-    const again = planRemove(await withTools(ref, opts, discover));
+    const again = planRemove(await withTools(ref, { ...opts, tools: undefined }, discover));
     if (!isEmptyPlan(again)) {
       throw new NetqosError('KERNEL', `could not remove shaping from ${describe(ref)}: ${(e as Error).message}`, { cause: e });
     }
@@ -80,8 +80,9 @@ export function observe(ref: NetnsRef, opts: EngineOptions = {}): Promise<Observ
   return withTools(ref, opts, discover);
 }
 
+/** Runs f with the namespace's sessions (the caller's, if it opened them) and ends them. */
 async function withTools<T>(ref: NetnsRef, opts: EngineOptions, f: (t: NetnsTools) => Promise<T>): Promise<T> {
-  const tools = openTools(ref, opts.timeoutMs);
+  const tools = opts.tools ?? openTools(ref, opts.timeoutMs);
   try {
     return await f(tools);
   } finally {

@@ -13,8 +13,11 @@ export function isPodAppContainer(annotations: Record<string, string>): boolean 
   return CONTAINER_TYPE_KEYS.some((k) => annotations[k] === 'container');
 }
 
-/** true while any process still lives in the namespace (a pod's infra/pause keeps it). */
-export function netnsInUse(netnsPath: string): boolean {
+/**
+ * true while any process still lives in the namespace (a pod's infra/pause keeps it), other
+ * than `ours` (the hook's own ip and tc, already started in it).
+ */
+export function netnsInUse(netnsPath: string, ours: readonly (number | undefined)[] = []): boolean {
   let link: string;
   try {
     link = `net:[${statSync(netnsPath).ino}]`; // the form /proc/<pid>/ns/net links read as
@@ -22,7 +25,7 @@ export function netnsInUse(netnsPath: string): boolean {
     return false;
   }
   for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
+    if (!/^\d+$/.test(pid) || ours.includes(Number(pid))) continue;
     try {
       if (readlinkSync(`/proc/${pid}/ns/net`) === link) return true;
     } catch {

@@ -11,7 +11,7 @@ import { parseAnnotations } from '../domain/annotations.js';
 import type { Config } from '../domain/config.js';
 import { isNetqosError, NetqosError, oneLine } from '../domain/errors.js';
 import { applyQos, removeQos } from '../engine.js';
-import { assertNotHost, netnsExists, netnsIdentity, type NetnsRef } from '../kernel/netns.js';
+import { assertNotHost, netnsExists, netnsIdentity, netnsPath, type NetnsRef } from '../kernel/netns.js';
 import { closeTools, openTools, type NetnsTools } from '../kernel/tools-session.js';
 import type { Logger } from '../log.js';
 import { isPodAppContainer, netnsInUse } from './owner.js';
@@ -30,30 +30,46 @@ export interface EarlyTarget {
 }
 
 /**
- * At createRuntime, starts ip and tc in the container's namespace first thing: spawning them
- * blocks Node for about 6 ms, and their start-up (exec, first netlink dump) then overlaps with
- * reading the config and the annotations instead of following it. Nothing is changed until the
- * annotations are valid; a hook that ends up not shaping just closes them.
+ * Starts ip and tc in the container's namespace first thing: spawning them blocks Node for
+ * about 6 ms, and their start-up (exec, first netlink dump) then overlaps with reading the
+ * config and the annotations instead of following it. Nothing is changed until create() or
+ * stop() decided to act; a hook that ends up not acting just closes them. Only where the
+ * hook is likely to act: createRuntime with a pid, poststop with a pinned namespace that
+ * still exists (podman's usual poststop, namespace gone, starts nothing).
  */
 export function openEarly(state: HookState, argvStage?: string): EarlyTarget | undefined {
-  if (stageOf(state, argvStage) !== 'createRuntime' || state.pid === undefined) return undefined;
-  const ref = containerRef(state.pid, state.bundle);
+  const ref = stageOf(state, argvStage) === 'createRuntime' ? createRef(state) : stopRef(state);
+  if (ref === undefined) return undefined;
   try {
     assertNotHost(ref);
   } catch {
-    return undefined; // create() reports it
+    return undefined; // create() reports it; stop() has nothing to do
   }
   return { ref, tools: openTools(ref) };
+}
+
+const createRef = (state: HookState): NetnsRef | undefined => (state.pid === undefined ? undefined : containerRef(state.pid, state.bundle));
+
+/**
+ * Only a named namespace (/run/netns/..., pinned by the runtime) can outlive the container.
+ * A /proc/<pid>/ns/net path names another container's namespace (a pod's infra), and at
+ * poststop that PID may already belong to an unrelated process: never act on it. An app
+ * container of a pod never removes the pod's shaping.
+ */
+function stopRef(state: HookState): NetnsRef | undefined {
+  if (isPodAppContainer(state.annotations)) return undefined;
+  const path = bundleNetnsPath(state.bundle);
+  if (path === undefined || path.startsWith('/proc/')) return undefined;
+  return { path };
 }
 
 export async function runHook(state: HookState, config: Config, log: Logger, argvStage?: string, early?: EarlyTarget): Promise<HookOutcome> {
   const stage = stageOf(state, argvStage);
   const ctx = { id: state.id.slice(0, 12), stage };
   try {
-    if (stage !== 'createRuntime') return await stop(state, log, ctx);
     const unused = { early };
     try {
-      return await create(state, config, log, ctx, unused);
+      return stage === 'createRuntime' ? await create(state, config, log, ctx, unused) : await stop(state, log, ctx, unused);
     } finally {
       if (unused.early) await closeTools(unused.early.tools);
     }
@@ -107,23 +123,19 @@ async function create(state: HookState, config: Config, log: Logger, ctx: object
   return { exitCode: 0 };
 }
 
-async function stop(state: HookState, log: Logger, ctx: object): Promise<HookOutcome> {
-  if (isPodAppContainer(state.annotations)) {
-    log.debug(ctx, 'app container of a pod: the pod keeps its shaping');
+async function stop(state: HookState, log: Logger, ctx: object, unused: { early?: EarlyTarget }): Promise<HookOutcome> {
+  const ref = unused.early?.ref ?? stopRef(state);
+  if (ref === undefined) {
+    log.debug(ctx, 'no namespace of its own to clean (an app container of a pod, or not pinned)');
     return { exitCode: 0 };
   }
-  // Only a named namespace (/run/netns/..., pinned by the runtime) can outlive the container.
-  // A /proc/<pid>/ns/net path names another container's namespace (a pod's infra), and at
-  // poststop that PID may already belong to an unrelated process: never act on it.
-  const path = bundleNetnsPath(state.bundle);
-  if (path === undefined || path.startsWith('/proc/')) return { exitCode: 0 };
-  const ref: NetnsRef = { path };
   if (!netnsExists(ref)) {
     log.debug({ ...ctx }, 'namespace gone: nothing left to remove');
     return { exitCode: 0 };
   }
-  if (netnsInUse(path)) {
-    log.debug({ ...ctx, netns: path }, 'namespace still in use by the pod: shaping kept');
+  const ours = unused.early ? [unused.early.tools.ip.pid, unused.early.tools.tc.pid] : [];
+  if (netnsInUse(netnsPath(ref), ours)) {
+    log.debug({ ...ctx, netns: netnsPath(ref) }, 'namespace still in use by the pod: shaping kept');
     return { exitCode: 0 };
   }
   try {
@@ -131,7 +143,9 @@ async function stop(state: HookState, log: Logger, ctx: object): Promise<HookOut
   } catch {
     return { exitCode: 0 }; // never shaped, nothing to remove
   }
-  const res = await removeQos(ref);
+  const tools = unused.early?.tools;
+  unused.early = undefined; // removeQos owns the sessions now
+  const res = await removeQos(ref, { tools });
   log.info({ ...ctx, removed: res.removed }, 'unshaped');
   return { exitCode: 0 };
 }

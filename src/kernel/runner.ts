@@ -49,6 +49,8 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
 
 /** A batch process kept open: `ask` writes commands that print one line each, `end` finishes. */
 export interface Session {
+  /** the process's pid (undefined when it could not start) */
+  readonly pid: number | undefined;
   /** writes the commands and resolves with the next lines of output, one per command */
   ask(commands: readonly string[]): Promise<string[]>;
   /** writes commands that print nothing (a failure ends the process: the next ask or end says so) */
@@ -86,6 +88,7 @@ export function startSession(file: string, args: readonly string[], opts: Omit<R
   // the exit is reported by end(); a caller that only asks must not see an unhandled rejection
   child.done.catch(() => undefined);
   return {
+    pid: child.pid,
     ask(commands) {
       if (exited) return Promise.reject(exited);
       if (commands.length === 0) return Promise.resolve([]);
@@ -105,6 +108,7 @@ export function startSession(file: string, args: readonly string[], opts: Omit<R
 }
 
 interface Launched {
+  pid: number | undefined;
   stdin: ChildProcess['stdin'];
   stdout: ChildProcess['stdout'];
   shown: string;
@@ -150,7 +154,7 @@ function launch(file: string, args: readonly string[], opts: RunOptions, stdin: 
       }
     });
   });
-  return { stdin: child.stdin, stdout: child.stdout, shown, done };
+  return { pid: child.pid, stdin: child.stdin, stdout: child.stdout, shown, done };
 }
 
 function why(r: RunResult, signal?: NodeJS.Signals | null): string {
