@@ -8,6 +8,8 @@ import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 const entries = {
   'netqos-hook-main': 'src/hook/main.ts',
   netqos: 'src/cli/main.ts',
+  // the NRI plugin: external daemon, or pre-installed as /opt/nri/plugins/10-netqos
+  'netqos-nri': 'src/nri/main.ts',
 };
 
 mkdirSync('dist', { recursive: true });

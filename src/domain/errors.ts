@@ -12,7 +12,9 @@ export type ErrorCode =
   | 'KERNEL' // ip/tc rejected an operation
   | 'TIMEOUT' // a child process ran past its deadline
   | 'MISSING_TOOL' // ip, tc or nsenter is not installed
-  | 'UNSUPPORTED'; // the kernel lacks a feature the policy needs
+  | 'UNSUPPORTED' // the kernel lacks a feature the policy needs
+  | 'PROTOCOL' // a container runtime sent bytes that are not valid NRI / ttrpc, or broke its rules
+  | 'ALREADY_RUNNING'; // another netqos NRI plugin already shapes this node
 
 export class NetqosError extends Error {
   override readonly name = 'NetqosError';

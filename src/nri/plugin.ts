@@ -1,0 +1,243 @@
+/**
+ * The netqos NRI plugin: shapes a pod's network namespace from its annotations when the
+ * runtime starts the pod, removes the shaping when it stops, and converges after a restart.
+ *
+ * - RunPodSandbox: parse (before any I/O), refuse the node's namespace (a host-network pod is
+ *   "not shaped", not an error), apply, and only then reply: CNI has set the namespace up by
+ *   then, and the pod's containers start after. A bad annotation fails the pod (containerd:
+ *   "NRI RunPodSandbox failed: ... desc = netqos: pod ns/name (id): invalid annotation ...")
+ *   unless the config says onError "warn".
+ * - StopPodSandbox: remove while the namespace still exists (containerd removes it after).
+ *   containerd 1.7 sends neither pid nor namespaces on stop and remove: the namespace comes from
+ *   what RunPodSandbox (or Synchronize) recorded, and is only acted on while it is still the
+ *   same namespace (dev:inode), so a reused pid or path is never touched.
+ * - RemovePodSandbox: remove whatever is left, forget the pod.
+ * - Synchronize: every pod the runtime lists is re-applied (applying is idempotent and repairs
+ *   what is missing) in the background, so the reply stays well inside the runtime's timeout.
+ *
+ * Operations on one pod run one after another, in the order they were asked for.
+ */
+import { parseAnnotations } from '../domain/annotations.js';
+import type { Config } from '../domain/config.js';
+import { isNetqosError, NetqosError, oneLine } from '../domain/errors.js';
+import type { QosSpec } from '../domain/spec.js';
+import { describe, type NetnsRef } from '../kernel/netns.js';
+import type { Logger } from '../log.js';
+import { realEngine, type PodEngine } from './pod-engine.js';
+import { podLabel, podNetnsRef } from './pod-netns.js';
+import type { ConfigureRequest, PodSandbox } from './proto.js';
+import type { CallInfo, PluginHandlers } from './stub.js';
+
+/** what the plugin remembers of a pod it shaped */
+export interface PodRecord {
+  label: string;
+  ref: NetnsRef;
+  /** dev:inode of the namespace when it was shaped */
+  identity: string;
+  spec: QosSpec;
+}
+
+export interface PluginOptions {
+  /** the current config (it may change with each Configure) */
+  config: () => Config;
+  log: Logger;
+  engine?: PodEngine;
+  /** told about each Configure (the daemon takes the config string from it) */
+  configure?: (req: ConfigureRequest) => void;
+  /** how many pods Synchronize re-applies at once; default 4 */
+  syncConcurrency?: number;
+}
+
+/** the share of the runtime's request timeout one child process (ip, tc) may take */
+const CHILD_SHARE = 0.6;
+const BACKGROUND_CHILD_TIMEOUT_MS = 5000;
+
+export class NetqosPlugin implements PluginHandlers {
+  private readonly pods = new Map<string, PodRecord>();
+  private readonly queues = new Map<string, Promise<void>>();
+  private background: Promise<void> = Promise.resolve();
+  private readonly engine: PodEngine;
+
+  constructor(private readonly opts: PluginOptions) {
+    this.engine = opts.engine ?? realEngine;
+  }
+
+  /** the pods currently shaped, by sandbox id (a copy) */
+  tracked(): Map<string, PodRecord> {
+    return new Map(this.pods);
+  }
+
+  /** resolves once every queued operation and the last Synchronize's re-apply are done */
+  async idle(): Promise<void> {
+    for (;;) {
+      const pending = [this.background, ...this.queues.values()];
+      await Promise.all(pending);
+      if (this.queues.size === 0 && pending[0] === this.background) return;
+    }
+  }
+
+  configure(req: ConfigureRequest): void {
+    this.opts.configure?.(req);
+  }
+
+  async runPodSandbox(pod: PodSandbox, call: CallInfo): Promise<void> {
+    const label = podLabel(pod);
+    const log = this.opts.log;
+    const config = this.opts.config();
+    let spec: QosSpec | null;
+    try {
+      spec = parseAnnotations(pod.annotations);
+    } catch (e) {
+      if (config.onError === 'warn' && isNetqosError(e)) {
+        log.warn({ pod: label, err: oneLine(e) }, 'bad annotation: started unshaped (onError is "warn")');
+        return;
+      }
+      throw forPod(label, e);
+    }
+    if (spec === null) return; // asks for nothing: never touched
+    const ref = this.shapeable(pod, label);
+    if (ref === undefined) return;
+    const timeoutMs = call.timeoutMs === undefined ? BACKGROUND_CHILD_TIMEOUT_MS : Math.max(100, call.timeoutMs * CHILD_SHARE);
+    await this.serial(pod.id, async () => {
+      const started = performance.now();
+      const res = await this.engine
+        .apply(ref, spec, { defaultLatencyUs: config.queueLatencyUs, timeoutMs })
+        .catch((e: unknown) => Promise.reject(forPod(label, e)));
+      if (call.signal.aborted) {
+        // the runtime was already told this pod failed: it will not be started, undo
+        await this.engine.remove(ref, {}).catch(() => undefined);
+        log.warn({ pod: label }, 'shaped after the runtime gave up on the pod: removed again');
+        return;
+      }
+      this.remember(pod.id, { label, ref, spec, identity: this.engine.identity(ref) ?? '' });
+      log.info({ pod: label, netns: describe(ref), shaped: res.shaped.map(summary), ms: Math.round(performance.now() - started) }, 'shaped');
+    });
+  }
+
+  async stopPodSandbox(pod: PodSandbox): Promise<void> {
+    await this.serial(pod.id, async () => {
+      await this.unshape(pod, 'stop');
+    });
+  }
+
+  async removePodSandbox(pod: PodSandbox): Promise<void> {
+    await this.serial(pod.id, async () => {
+      await this.unshape(pod, 'remove');
+      this.pods.delete(pod.id);
+    });
+  }
+
+  synchronize(pods: PodSandbox[]): void {
+    const log = this.opts.log;
+    const listed = new Set(pods.map((p) => p.id));
+    for (const id of this.pods.keys()) {
+      if (!listed.has(id)) this.pods.delete(id); // removed while we were away: its namespace went with it
+    }
+    const work: (() => Promise<void>)[] = [];
+    for (const pod of pods) {
+      const label = podLabel(pod);
+      let spec: QosSpec | null;
+      try {
+        spec = parseAnnotations(pod.annotations);
+      } catch (e) {
+        log.warn({ pod: label, err: oneLine(e) }, 'running pod has a bad annotation: left unshaped');
+        continue;
+      }
+      if (spec === null) continue;
+      const ref = podNetnsRef(pod);
+      if (ref === undefined || this.engine.identity(ref) === undefined) continue; // stopped: its namespace is gone
+      if (this.shapeable(pod, label) === undefined) continue;
+      work.push(() => this.reapply(pod.id, label, ref, spec));
+    }
+    log.info({ pods: pods.length, shaping: work.length }, 'synchronized: re-applying shaping');
+    this.background = this.background.then(() => pool(work, this.opts.syncConcurrency ?? 4));
+  }
+
+  /** The namespace to shape, or undefined for a pod that is never shaped (logged). */
+  private shapeable(pod: PodSandbox, label: string): NetnsRef | undefined {
+    const ref = podNetnsRef(pod);
+    if (ref === undefined) {
+      this.opts.log.warn({ pod: label }, 'no network namespace and no pid in the runtime\'s message: not shaped');
+      return undefined;
+    }
+    try {
+      this.engine.assertNotHost(ref);
+    } catch (e) {
+      if (isNetqosError(e) && e.code === 'HOST_NETNS') {
+        this.opts.log.info({ pod: label }, 'host network: not shaped');
+        return undefined;
+      }
+      throw forPod(label, e);
+    }
+    return ref;
+  }
+
+  private async reapply(id: string, label: string, ref: NetnsRef, spec: QosSpec): Promise<void> {
+    await this.serial(id, async () => {
+      try {
+        const res = await this.engine.apply(ref, spec, { defaultLatencyUs: this.opts.config().queueLatencyUs, timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS });
+        this.remember(id, { label, ref, spec, identity: this.engine.identity(ref) ?? '' });
+        this.opts.log.info({ pod: label, netns: describe(ref), shaped: res.shaped.map(summary) }, 'shaping verified after synchronize');
+      } catch (e) {
+        this.opts.log.error({ pod: label, err: oneLine(e) }, 'could not re-apply shaping after synchronize');
+      }
+    });
+  }
+
+  /** Removes the pod's shaping if its namespace is still the one we shaped. Never throws. */
+  private async unshape(pod: PodSandbox, why: 'stop' | 'remove'): Promise<void> {
+    const rec = this.pods.get(pod.id);
+    if (rec === undefined) return; // never shaped (or already removed)
+    const log = this.opts.log;
+    const now = this.engine.identity(rec.ref);
+    if (now === undefined || now !== rec.identity) {
+      log.debug({ pod: rec.label, netns: describe(rec.ref) }, 'namespace gone: nothing left to remove');
+      this.pods.delete(pod.id);
+      return;
+    }
+    try {
+      const res = await this.engine.remove(rec.ref, { timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS });
+      this.pods.delete(pod.id);
+      log.info({ pod: rec.label, removed: res.removed, on: why }, 'unshaped');
+    } catch (e) {
+      // the pod must still stop; its namespace, and all of ours in it, goes away after this
+      log.error({ pod: rec.label, err: oneLine(e), on: why }, 'could not remove shaping');
+    }
+  }
+
+  private remember(id: string, rec: PodRecord): void {
+    this.pods.set(id, rec);
+  }
+
+  /** Runs fn after every earlier operation on the same pod, whatever their outcome. */
+  private serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(id) ?? Promise.resolve();
+    const next = prev.then(fn);
+    const tail = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.queues.set(id, tail);
+    void tail.then(() => {
+      if (this.queues.get(id) === tail) this.queues.delete(id);
+    });
+    return next;
+  }
+}
+
+/** The one-line error for the runtime: which pod, then what is wrong with it. */
+function forPod(label: string, e: unknown): NetqosError {
+  const code = isNetqosError(e) ? e.code : 'KERNEL';
+  return new NetqosError(code, `netqos: pod ${label}: ${oneLine(e)}`, { cause: e });
+}
+
+const summary = (s: { dev: string; direction: string; rateBps: number }): string => `${s.dev} ${s.direction} ${s.rateBps} bit/s`;
+
+/** Runs the tasks, at most `n` at a time; never rejects (each task handles its errors). */
+async function pool(tasks: readonly (() => Promise<void>)[], n: number): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < tasks.length) await tasks[next++]!();
+  };
+  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
+}
