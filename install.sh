@@ -3,11 +3,17 @@
 #
 #   sudo bash install.sh              install (idempotent), then `netqos doctor` and `netqos demo`
 #   sudo bash install.sh --no-demo    install and run doctor only
+#   sudo bash install.sh --nri        also install the NRI plugin even where no containerd/CRI-O is found
+#   sudo bash install.sh --nri-daemon the NRI plugin as a systemd service (external daemon) instead
+#   sudo bash install.sh --no-nri     no NRI plugin even where containerd/CRI-O is found
 #   sudo bash install.sh --uninstall  remove everything this script installed
 #
-# Installs: the CLI (/usr/local/bin/netqos), the OCI hook and CLI bundles (/usr/local/lib/netqos),
+# Installs: the CLI (/usr/local/bin/netqos), the OCI hook, CLI and NRI bundles (/usr/local/lib/netqos),
 # the hooks.d entry (/usr/share/containers/oci/hooks.d/50-netqos.json, read by podman and CRI-O),
-# a default config (/etc/netqos/config.json, never overwritten) and the log directory.
+# a default config (/etc/netqos/config.json, never overwritten) and the log directory. Where
+# containerd or CRI-O is found (or with --nri): the pre-installed NRI plugin
+# /opt/nri/plugins/10-netqos, which the runtime starts itself; with --nri-daemon instead the
+# systemd unit netqos-nri.service. Only one of the two may run on a node.
 # Every file it writes is listed in /usr/local/lib/netqos/MANIFEST, which --uninstall follows.
 # NETQOS_ROOT=/some/dir installs below that directory instead of / (used by the tests).
 set -euo pipefail
@@ -22,6 +28,8 @@ CONF_DIR=$ROOT/etc/netqos
 CONF=$CONF_DIR/config.json
 LOG_DIR=$ROOT/var/log/netqos
 MANIFEST=$LIB/MANIFEST
+NRI_PLUGIN=$ROOT/opt/nri/plugins/10-netqos
+UNIT=$ROOT/etc/systemd/system/netqos-nri.service
 DEFAULT_CONF='{
   "onError": "fail",
   "log": { "file": "/var/log/netqos/netqos.log", "level": "info" },
@@ -31,19 +39,29 @@ DEFAULT_CONF='{
 say() { printf 'netqos install: %s\n' "$*"; }
 die() { printf 'netqos install: %s\n' "$*" >&2; exit 1; }
 
-mode=install demo=1
+mode=install demo=1 nri=auto
+set_nri() { [ "$nri" = auto ] || [ "$nri" = "$1" ] || die "--nri, --nri-daemon and --no-nri exclude each other"; nri=$1; }
 for arg in "$@"; do
   case "$arg" in
     --uninstall) mode=uninstall ;;
     --no-demo) demo=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *) die "unknown option $arg; use --uninstall, --no-demo or --help" ;;
+    --nri) set_nri plugin ;;
+    --nri-daemon) set_nri daemon ;;
+    --no-nri) set_nri none ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) die "unknown option $arg; use --uninstall, --no-demo, --nri, --nri-daemon, --no-nri or --help" ;;
   esac
 done
 [ "$(id -u)" = 0 ] || die "must run as root (it installs packages and writes to /usr/local and /etc)"
 
 uninstall() {
   if [ ! -f "$MANIFEST" ]; then say "nothing to remove (no $MANIFEST)"; return 0; fi
+  if grep -qx "$UNIT" "$MANIFEST" && [ -z "$ROOT" ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now netqos-nri.service >/dev/null 2>&1 || true
+  fi
+  if grep -qx "$NRI_PLUGIN" "$MANIFEST"; then
+    say "the runtime keeps a running pre-installed plugin until it restarts: restart containerd/CRI-O to stop netqos-nri"
+  fi
   while IFS= read -r f; do
     [ -n "$f" ] || continue
     if [ "$f" = "$CONF" ] && [ "$(cat "$CONF" 2>/dev/null)" != "$DEFAULT_CONF" ]; then
@@ -54,6 +72,7 @@ uninstall() {
   done < "$MANIFEST"
   rm -f "$MANIFEST"
   rmdir "$LIB" "$CONF_DIR" "$LOG_DIR" 2>/dev/null || true
+  rmdir "$ROOT/opt/nri/plugins" "$ROOT/opt/nri" 2>/dev/null || true
   rm -rf "$ROOT/run/netqos"
   say "uninstalled"
 }
@@ -96,6 +115,7 @@ put() { # src dest mode
 put dist/netqos.cjs "$LIB/netqos.cjs" 0644
 put dist/netqos-hook.cjs "$LIB/netqos-hook.cjs" 0644
 put dist/netqos-hook-main.cjs "$LIB/netqos-hook-main.cjs" 0644
+put dist/netqos-nri.cjs "$LIB/netqos-nri.cjs" 0644
 # warm the hook's V8 code cache now, so no container start pays for compiling it
 rm -f "$LIB/netqos-hook-main.cjs.v8cache"
 echo '{"id":"netqos-install","status":"created","pid":1,"bundle":"/nonexistent","annotations":{}}' |
@@ -121,8 +141,61 @@ else
   printf '%s\n' "$DEFAULT_CONF" > "$CONF"
   echo "$CONF" >> "$MANIFEST.new"
 fi
+# the NRI plugin: pre-installed (the runtime launches it from its plugin directory, with the
+# connection on fd 3 and no PATH, so the wrapper names node absolutely) or a systemd daemon
+if [ "$nri" = auto ]; then
+  if command -v containerd >/dev/null 2>&1 || command -v crio >/dev/null 2>&1; then nri=plugin; else nri=none; fi
+fi
+nri_where=""
+case "$nri" in
+  plugin)
+    mkdir -p "$(dirname "$NRI_PLUGIN")"
+    printf '#!/bin/sh\n# netqos NRI plugin, launched by containerd / CRI-O (installed by netqos install.sh)\nexec %s %s "$@"\n' \
+      "$NODE" "/usr/local/lib/netqos/netqos-nri.cjs" > "$tmp"
+    put "$tmp" "$NRI_PLUGIN" 0755
+    nri_where=", $NRI_PLUGIN" ;;
+  daemon)
+    mkdir -p "$(dirname "$UNIT")"
+    sed "s|^ExecStart=/usr/bin/node |ExecStart=$NODE |" packaging/systemd/netqos-nri.service > "$tmp"
+    put "$tmp" "$UNIT" 0644
+    nri_where=", $UNIT" ;;
+esac
+# a mode switch leaves no file of the other mode behind
+for f in "$NRI_PLUGIN" "$UNIT"; do
+  if grep -qx "$f" "$MANIFEST" 2>/dev/null && ! grep -qx "$f" "$MANIFEST.new"; then rm -f "$f" && say "removed $f"; fi
+done
 mv "$MANIFEST.new" "$MANIFEST"
-say "installed: $BIN, $LIB, $HOOK_JSON, $CONF"
+say "installed: $BIN, $LIB, $HOOK_JSON, $CONF$nri_where"
+
+# what the runtime needs for NRI (nothing is changed in its config: printed for the operator)
+nri_advice() {
+  if command -v containerd >/dev/null 2>&1; then
+    local ver major conf=/etc/containerd/config.toml state
+    ver=$(containerd --version 2>/dev/null | awk '{print $3}')
+    state=$(awk '/^\[plugins\.["'"'"']io\.containerd\.nri\.v1\.nri["'"'"']\]/ {in_nri=1; next} /^\[/ {in_nri=0} in_nri && /^[[:space:]]*disable[[:space:]]*=/ {gsub(/[[:space:]]/, ""); print; exit}' "$conf" 2>/dev/null || true)
+    major=${ver#v}
+    major=${major%%.*}
+    # containerd 1.x ships NRI off, 2.x on; the config's own setting wins
+    if [ "$state" = "disable=true" ] || { [ "$major" = 1 ] && [ "$state" != "disable=false" ]; }; then
+      say "containerd $ver has NRI disabled: add to $conf, then restart containerd:"
+      printf '    [plugins."io.containerd.nri.v1.nri"]\n      disable = false\n'
+    else
+      say "containerd $ver: NRI is enabled; restart containerd to start the plugin"
+    fi
+  fi
+  if command -v crio >/dev/null 2>&1; then
+    say "CRI-O: NRI needs enable_nri = true in the [crio.nri] table of /etc/crio/crio.conf (or a drop-in in /etc/crio/crio.conf.d); restart crio to start the plugin"
+  fi
+}
+case "$nri" in
+  plugin) [ -n "$ROOT" ] || nri_advice ;;
+  daemon)
+    if [ -z "$ROOT" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+      systemctl daemon-reload && systemctl enable --now netqos-nri.service && say "started netqos-nri.service"
+    else
+      say "no running systemd: start the daemon with /usr/bin/node /usr/local/lib/netqos/netqos-nri.cjs --socket /var/run/nri/nri.sock"
+    fi ;;
+esac
 
 # 4. show it working
 [ -n "$ROOT" ] && { say "NETQOS_ROOT set: skipping doctor and demo"; exit 0; }

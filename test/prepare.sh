@@ -12,6 +12,7 @@ PACKAGES=(
   iproute2 iperf3 util-linux
   podman crun runc conmon netavark aardvark-dns catatonit containernetworking-plugins
   iptables busybox-static jq hyperfine ca-certificates
+  python3-kubernetes
 )
 
 missing=()
