@@ -5,6 +5,9 @@
 #   - live processes (zombies aside) inside an nqt* namespace, iperf3 processes whose command
 #     line carries our nqt marker (the pid/log file test/support/traffic.ts gives them), and
 #     processes recorded in the run's ledger that are still running
+#   - what a containerd lab (test/support/containerd.ts) leaves if its teardown fails: its
+#     directory /tmp/nqt-ctrd-*, cgroups named nqt-ctrd-*, mounts below such a directory, and
+#     processes (containerd, shims, pause) whose command line names one
 #
 # Usage:
 #   test/leftovers.sh                                  strict: everything named nqt* counts
@@ -63,8 +66,17 @@ current_items() {
       echo "proc $pid $comm (in ${ns_by_inode[$inode]})"
     elif [ "$comm" = iperf3 ] && tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q 'nqt-'; then
       echo "proc $pid $comm (nqt marker; netns $target$([ "$target" = "$self_inode" ] && echo ', the root one'))"
+    elif lab=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -o 'nqt-ctrd-[0-9a-f]*' | head -n1) && [ -n "$lab" ]; then
+      echo "proc $pid $comm (names the containerd lab $lab)"
     fi
   done
+
+  local p
+  for p in /tmp/nqt-ctrd-* /sys/fs/cgroup/nqt-ctrd-* /sys/fs/cgroup/*/nqt-ctrd-*; do
+    [ -e "$p" ] || continue
+    case "$p" in /tmp/*) echo "dir $p" ;; *) echo "cgroup $p" ;; esac
+  done
+  awk '$5 ~ /nqt-ctrd-/ {print "mount " $5}' /proc/self/mountinfo 2>/dev/null
 }
 
 # processes the ledger recorded ("pid PID COMM") that still run that program
@@ -107,6 +119,10 @@ while IFS= read -r item; do
   if [ -n "$ledger" ] && [ -f "$ledger" ]; then
     case "$item" in
       netns*|link*) grep -qxF "$key" "$ledger" && ours=1 ;;
+      dir*|cgroup*|mount*|*"names the containerd lab"*)
+        lab=$(echo "$item" | grep -o 'nqt-ctrd-[0-9a-f]*' | head -n1)
+        [ -n "$lab" ] && grep -qxF "netns $lab" "$ledger" && ours=1
+        ;;
       proc*)
         pid=$(echo "$item" | awk '{print $2}')
         grep -q "^pid $pid " "$ledger" && ours=1

@@ -94,3 +94,9 @@ else
   fi
   rm -f "$log"
 fi
+
+# --- containerd e2e (issue 4) ---------------------------------------------------------------
+# containerd 2.1 (sid) and 1.7 (trixie) plus the CRI proto, unpacked into .cache/containerd with
+# a private apt configuration (test/fixtures/containerd/provision.sh; no-op when present).
+bash test/fixtures/containerd/provision.sh
+# --- end containerd e2e ----------------------------------------------------------------------
