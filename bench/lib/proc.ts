@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { registerPid, unregisterPid } from '../../test/support/fixtures.js';
+import type { TcQdiscStats } from '../../test/support/traffic.js';
 
 export interface Done {
   code: number;
@@ -87,14 +88,14 @@ export class TcStatsSession {
   }
 
   /** `qdisc show dev <dev>`: the qdiscs of one device as tc -j prints them */
-  read(dev: string): Promise<TcQdiscJson[]> {
+  read(dev: string): Promise<TcQdiscStats[]> {
     if (this.closed) return Promise.reject(new Error('tc stats session ended'));
     return new Promise((resolve, reject) => {
       this.waiting.push((line) => {
         if (line === '') reject(new Error(`tc stats session ended while reading ${dev}`));
         else {
           try {
-            resolve(JSON.parse(line) as TcQdiscJson[]);
+            resolve(JSON.parse(line) as TcQdiscStats[]);
           } catch (e) {
             reject(new Error(`tc printed no JSON for ${dev}: ${line.slice(0, 120)}`));
           }
@@ -107,18 +108,6 @@ export class TcStatsSession {
   close(): void {
     if (!this.closed) this.child.stdin.end();
   }
-}
-
-export interface TcQdiscJson {
-  kind: string;
-  handle: string;
-  root?: boolean;
-  parent?: string;
-  bytes?: number;
-  packets?: number;
-  drops?: number;
-  backlog?: number;
-  qlen?: number;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -2,6 +2,7 @@
  * From the measured rows to the summary table, the targets of issue 3 (pass / fail, by how
  * much) and the Markdown report. Pure: the bench's data in, text out.
  */
+import type { Machine } from '../common.js';
 import type { PerTargetCost, ScaleResult } from './cost.js';
 import type { Kind, RunResult } from './measure.js';
 import type { Direction, SystemId } from './systems.js';
@@ -24,13 +25,8 @@ export interface CaseRow {
   result?: RunResult;
 }
 
-export interface MachineInfo {
-  kernel: string;
-  node: string;
-  cpus: number;
-  cpuModel: string;
-  memGiB: number;
-  loadStart: number[];
+/** the machine (bench/common.ts) and what else decides the numbers */
+export interface MachineInfo extends Machine {
   loadEnd: number[];
   congestionControl: string;
   cniPlugin: string;

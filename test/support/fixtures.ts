@@ -356,20 +356,24 @@ function checkDev(name: string): void {
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new Error(`device name ${JSON.stringify(name)} is not a valid interface name`);
 }
 
-/**
- * A veth between two of our namespaces, created directly inside them (no root-namespace name
- * exists even for a moment), addressed (IPv4 /24 + IPv6 /64 nodad) and up.
- */
-export async function vethPair(nsA: string, nsB: string, opts: PairOptions = {}): Promise<LinkPair> {
-  if (nsA === nsB) throw new Error('vethPair: the two ends need two namespaces');
+/** The checked names and address plans of a pair's two ends. */
+function pairEnds(what: string, nsA: string, nsB: string, opts: PairOptions) {
+  if (nsA === nsB) throw new Error(`${what}: the two ends need two namespaces`);
   for (const ns of [nsA, nsB]) assertRegistered(ns);
   const devA = opts.devA ?? 'eth0';
   const devB = opts.devB ?? 'eth0';
   checkDev(devA);
   checkDev(devB);
   const [addrA, addrB] = defaultAddrs(opts);
-  const pa = addressPlan(addrA);
-  const pb = addressPlan(addrB);
+  return { devA, devB, pa: addressPlan(addrA), pb: addressPlan(addrB) };
+}
+
+/**
+ * A veth between two of our namespaces, created directly inside them (no root-namespace name
+ * exists even for a moment), addressed (IPv4 /24 + IPv6 /64 nodad) and up.
+ */
+export async function vethPair(nsA: string, nsB: string, opts: PairOptions = {}): Promise<LinkPair> {
+  const { devA, devB, pa, pb } = pairEnds('vethPair', nsA, nsB, opts);
   const mtu = opts.mtu ? ['mtu', String(opts.mtu)] : [];
   const [ia, ib] = nextIndexes();
   await ipIn(nsA, ['link', 'add', devA, ...mtu, 'index', ia, 'type', 'veth', 'peer', 'name', devB, 'netns', nsB, ...mtu, 'index', ib]);
@@ -395,15 +399,7 @@ export interface MacvlanOptions extends PairOptions {
  * nsA / nsB.
  */
 export async function macvlanPair(nsA: string, nsB: string, opts: MacvlanOptions = {}): Promise<LinkPair> {
-  if (nsA === nsB) throw new Error('macvlanPair: the two ends need two namespaces');
-  for (const ns of [nsA, nsB]) assertRegistered(ns);
-  const devA = opts.devA ?? 'eth0';
-  const devB = opts.devB ?? 'eth0';
-  checkDev(devA);
-  checkDev(devB);
-  const [addrA, addrB] = defaultAddrs(opts);
-  const pa = addressPlan(addrA);
-  const pb = addressPlan(addrB);
+  const { devA, devB, pa, pb } = pairEnds('macvlanPair', nsA, nsB, opts);
   const mtu = opts.mtu ? ` mtu ${opts.mtu}` : '';
   const sw = await makeNetns('sw');
   const [ia, ib] = nextIndexes();

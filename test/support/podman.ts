@@ -45,6 +45,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isDir, safeReaddir } from './fs-quiet.js';
 import { run, type RunResult } from '../../src/kernel/runner.js';
 
 // ------------------------------------------------------------------------------------- names
@@ -827,21 +828,7 @@ function removeTree(path: string, rmdir: (p: string) => void): void {
   rmdir(path);
 }
 
-function safeReaddir(path: string): string[] {
-  try {
-    return readdirSync(path);
-  } catch {
-    return [];
-  }
-}
 
-function isDir(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
 
 // ------------------------------------------------------------------------------------- teardown
 
