@@ -140,8 +140,10 @@ for (const version of ['2.1', '1.7'] as const) {
           limitBps: rate,
         });
         expect(Math.abs(l2.steady.relError), `L2 ${(l2.steady.bps / 1e6).toFixed(2)} Mbit/s vs 50`).toBeLessThan(0.02);
-        expect(iperf.sentBps).toBeGreaterThan(rate * 0.9);
-        expect(iperf.sentBps).toBeLessThan(rate);
+        // goodput as the receiver counts it: the sender's figure also counts what still sat in
+        // its socket buffer at the end (read 50.06 and 50.16 Mbit/s against a 50M limit in CI)
+        expect(iperf.receivedBps).toBeGreaterThan(rate * 0.9);
+        expect(iperf.receivedBps).toBeLessThan(rate);
       } finally {
         await server.stop();
         await tcIn(podNs, ['qdisc', 'del', 'dev', 'eth0', 'root']);
