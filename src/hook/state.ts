@@ -5,7 +5,6 @@
  * Measured: crun says "created" and runc "creating" at createRuntime, both with the host PID.
  */
 import { readFileSync } from 'node:fs';
-import { number, object, optional, record, string } from 'zod/mini';
 import { NetqosError } from '../domain/errors.js';
 
 export type Stage = 'createRuntime' | 'poststop';
@@ -18,14 +17,11 @@ export interface HookState {
   annotations: Record<string, string>;
 }
 
-const STATE = object({
-  id: string(),
-  status: string(),
-  pid: optional(number()),
-  bundle: string(),
-  annotations: optional(record(string(), string())),
-});
-
+/**
+ * Checked by hand rather than with a zod schema: every container start runs this, and the OCI
+ * state is five fields whose check is shorter than the schema (zod's first parse in a fresh
+ * process costs about 1 ms of the hook's 15 ms budget, measured with --cpu-prof).
+ */
 export function parseState(text: string): HookState {
   let json: unknown;
   try {
@@ -33,14 +29,29 @@ export function parseState(text: string): HookState {
   } catch {
     throw new NetqosError('INVALID_ARGUMENT', `hook stdin is not the OCI state JSON (got ${JSON.stringify(text.slice(0, 40))}); run netqos-hook from a hooks.d entry`);
   }
-  const r = STATE.safeParse(json);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new NetqosError('INVALID_ARGUMENT', `hook stdin: OCI state field ${issue?.path.join('.') || '(root)'} ${issue?.message ?? 'is invalid'}; expected {id, status, pid, bundle, annotations}`);
+  if (!isObject(json)) throw badField('(root)', 'is not an object');
+  const { id, status, pid, bundle, annotations } = json;
+  if (typeof id !== 'string') throw badField('id', 'is not a string');
+  if (typeof status !== 'string') throw badField('status', 'is not a string');
+  if (pid !== undefined && (typeof pid !== 'number' || !Number.isFinite(pid))) throw badField('pid', 'is not a number');
+  if (typeof bundle !== 'string') throw badField('bundle', 'is not a string');
+  if (annotations !== undefined && !isObject(annotations)) throw badField('annotations', 'is not an object');
+  for (const [key, value] of Object.entries(annotations ?? {})) {
+    if (typeof value !== 'string') throw badField(`annotations.${key}`, 'is not a string');
   }
-  const { pid, annotations, ...rest } = r.data;
-  return { ...rest, annotations: annotations ?? {}, ...(pid !== undefined && pid > 0 ? { pid } : {}) };
+  return {
+    id,
+    status,
+    bundle,
+    annotations: (annotations ?? {}) as Record<string, string>,
+    ...(pid !== undefined && pid > 0 ? { pid } : {}),
+  };
 }
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const badField = (path: string, why: string): NetqosError =>
+  new NetqosError('INVALID_ARGUMENT', `hook stdin: OCI state field ${path} ${why}; expected {id, status, pid, bundle, annotations}`);
 
 export function stageOf(s: HookState, argvStage?: string): Stage {
   if (argvStage === 'createRuntime' || argvStage === 'poststop') return argvStage;
