@@ -56,6 +56,8 @@ export async function applyVfPlan(plan: VfEgressPlan, o: SriovOptions): Promise<
     try {
       await ip(renderVfOp(op));
     } catch (e) {
+      // the PF kept its old value: a VF remembered just now has nothing of ours to restore
+      for (const s of plan.save) if (s.pf === op.pf && s.vf === op.vf && plan.fresh?.includes(s.vfPci)) dropVfState(o.stateDir, s);
       throw new NetqosError('KERNEL', `cannot set max_tx_rate ${op.maxTxMbit} on ${op.pf} vf ${op.vf}: ${(e as Error).message}`, { cause: e });
     }
   }

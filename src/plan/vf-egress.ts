@@ -50,6 +50,8 @@ export interface VfEgressPlan {
   save: VfState[];
   /** states to delete once their op ran */
   drop: VfState[];
+  /** VFs (PCI addresses) remembered for the first time: forgotten again if their set fails */
+  fresh?: string[];
   /** VFs whose egress is in hardware only: the planner leaves their egress HTB out */
   hardwareOnly: string[];
   warnings: string[];
@@ -99,6 +101,7 @@ export function planVfEgress(input: VfEgressInput): VfEgressPlan {
     if (state?.setMbit !== mbit) {
       const previousMbit = state ? state.previousMbit : vf.maxTxMbit;
       plan.save.push({ vfPci: vf.vfPci, pfPci: vf.pfPci, pf: vf.pf, vf: vf.vf, previousMbit, setMbit: mbit });
+      if (!state) (plan.fresh ??= []).push(vf.vfPci);
     }
   }
   if (input.mode !== 'software') {

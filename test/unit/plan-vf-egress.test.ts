@@ -75,6 +75,7 @@ describe('planVfEgress', () => {
     const p = planVfEgress(input({}));
     expect(p.ops.map(renderVfOp)).toEqual([['link', 'set', 'dev', PF, 'vf', '1', 'max_tx_rate', '10']]);
     expect(p.save).toEqual([STATE]);
+    expect(p.fresh).toEqual([STATE.vfPci]);
     expect(p.hardwareOnly).toEqual(['net1']);
     expect(p.drop).toEqual([]);
     expect(p.warnings).toEqual([]);
@@ -95,6 +96,7 @@ describe('planVfEgress', () => {
     const p = planVfEgress(input({ spec: { egress: { rateBps: 25.5e6 } }, vfs: [{ ...VF1, maxTxMbit: 10 }], states: [STATE] }));
     expect(p.ops).toEqual([{ pf: PF, vf: 1, maxTxMbit: 26 }]);
     expect(p.save).toEqual([{ ...STATE, setMbit: 26 }]);
+    expect(p.fresh).toBeUndefined();
   });
 
   it('a VF the CNI plugin had capped at 5000: that is what gets remembered', () => {
