@@ -14,6 +14,9 @@ import { discover } from './kernel/discover.js';
 import { assertNotHost, describe, netnsExists, type NetnsRef } from './kernel/netns.js';
 import { capabilities } from './kernel/probe.js';
 import { closeTools, openTools, type NetnsTools } from './kernel/tools-session.js';
+import { applyVfPlan, prepareVfEgress, restoreVfEgress, type SriovOptions } from './kernel/vf-egress.js';
+import { DEFAULT_CONFIG, type Config } from './domain/config.js';
+import type { VfRateOp } from './plan/vf-egress.js';
 
 export interface EngineOptions {
   caps?: Capabilities;
@@ -21,58 +24,90 @@ export interface EngineOptions {
   tools?: NetnsTools;
   defaultLatencyUs?: number;
   timeoutMs?: number;
+  /** SR-IOV VF egress (config vfEgress, sriovStateDir); default software, /run/netqos/sriov */
+  sriov?: SriovOptions;
 }
 
 export interface ApplyResult {
   shaped: Shaped[];
   plan: Plan;
+  /** max_tx_rate changes made on PFs (hardware caps set or restored) */
+  vfRates?: VfRateOp[];
+  /** things the operator should know (a cap rounded up, a VF left to software, ...) */
+  warnings?: string[];
+}
+
+const sriovOf = (opts: EngineOptions): SriovOptions =>
+  opts.sriov ?? { mode: DEFAULT_CONFIG.vfEgress, stateDir: DEFAULT_CONFIG.sriovStateDir };
+
+/** The SR-IOV part of the operator's config, for EngineOptions.sriov. */
+export const sriovFromConfig = (c: Pick<Config, 'vfEgress' | 'sriovStateDir'>): SriovOptions => ({
+  mode: c.vfEgress,
+  stateDir: c.sriovStateDir,
+});
+
+/**
+ * Puts back the PF rates of VFs whose container is gone (its namespace destroyed: the VF's
+ * netdev is back in the host's). For front ends that skip removeQos when the namespace is gone.
+ */
+export async function releaseOrphanVfs(opts: EngineOptions = {}): Promise<VfRateOp[]> {
+  return (await restoreVfEgress(undefined, sriovOf(opts))).ops;
 }
 
 export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions = {}): Promise<ApplyResult> {
   assertNotHost(ref);
   const tools = opts.tools ?? openTools(ref, opts.timeoutMs);
   let plan: Plan;
+  let vf: Awaited<ReturnType<typeof prepareVfEgress>>;
   let hadOurs = false;
   try {
     const [caps, observed] = await Promise.all([opts.caps ?? capabilities(), discover(tools)]);
-    plan = planApply({ spec, observed, caps, defaultLatencyUs: opts.defaultLatencyUs });
-    hadOurs = !isEmptyPlan(planRemove(observed));
+    vf = await prepareVfEgress(observed, spec, sriovOf(opts));
+    plan = planApply({ spec, observed, caps, defaultLatencyUs: opts.defaultLatencyUs, egressInHardware: vf.plan.hardwareOnly });
+    hadOurs = !isEmptyPlan(planRemove(observed)) || vf.plan.drop.length > 0;
     await applyPlan(tools, plan);
+    // the PF side last: a namespace that could not be shaped never leaves a cap behind
+    await applyVfPlan(vf.plan, sriovOf(opts));
   } catch (e) {
     await closeTools(tools);
     // a first apply that failed half-way is rolled back, so the node never keeps half a setup
     if (!hadOurs) await removeQos(ref, { ...opts, tools: undefined }).catch(() => undefined);
     throw e;
   }
-  return { shaped: plan.shaped, plan };
+  return { shaped: plan.shaped, plan, vfRates: vf.plan.ops, warnings: vf.plan.warnings };
 }
 
 export interface RemoveResult {
   /** false when the namespace was already gone: everything in it went with it */
   present: boolean;
   removed: number;
+  /** max_tx_rate values put back on PFs */
+  vfRates?: VfRateOp[];
 }
 
 /** Removes everything of ours. Not-found counts as success: a namespace that is gone is clean. */
 export async function removeQos(ref: NetnsRef, opts: EngineOptions = {}): Promise<RemoveResult> {
-  if (!netnsExists(ref)) return { present: false, removed: 0 };
+  if (!netnsExists(ref)) return { present: false, removed: 0, vfRates: (await restoreVfEgress(undefined, sriovOf(opts))).ops };
   assertNotHost(ref);
   let plan = emptyPlan();
+  let observed: Observed | undefined;
   try {
     plan = await withTools(ref, opts, async (tools) => {
-      const p = planRemove(await discover(tools));
+      observed = await discover(tools);
+      const p = planRemove(observed);
       await applyPlan(tools, p);
       return p;
     });
   } catch (e) {
     // something vanished under us (the container exiting): fine if nothing of ours is left
-    if (!netnsExists(ref)) return { present: false, removed: 0 };
+    if (!netnsExists(ref)) return { present: false, removed: 0, vfRates: (await restoreVfEgress(undefined, sriovOf(opts))).ops };
     const again = planRemove(await withTools(ref, { ...opts, tools: undefined }, discover));
     if (!isEmptyPlan(again)) {
       throw new NetqosError('KERNEL', `could not remove shaping from ${describe(ref)}: ${(e as Error).message}`, { cause: e });
     }
   }
-  return { present: true, removed: plan.tc.length + plan.ipAfter.length };
+  const restored = await restoreVfEgress(observed, sriovOf(opts));
+  return { present: true, removed: plan.tc.length + plan.ipAfter.length + restored.ops.length, vfRates: restored.ops };
 }
 
 /** Reads a namespace without changing it. */

@@ -1,5 +1,5 @@
 /** `netqos apply <target> --egress RATE --ingress RATE ...`: shape a running container now. */
-import { applyQos } from '../engine.js';
+import { applyQos, sriovFromConfig } from '../engine.js';
 import type { Shaped } from '../plan/ops.js';
 import { APPLY_FLAGS, readApplyFlags } from './apply-flags.js';
 import type { Command } from './command.js';
@@ -43,7 +43,9 @@ export const apply: Command = {
     const target = parseTarget(this.spec, args);
     const config = loadConfig(io);
     const ref = await resolveTarget(target);
-    const res = await applyQos(ref, spec, { defaultLatencyUs: config.queueLatencyUs });
+    const res = await applyQos(ref, spec, { defaultLatencyUs: config.queueLatencyUs, sriov: sriovFromConfig(config) });
+    for (const w of res.warnings ?? []) io.err(`netqos: warning: ${w}\n`);
+    for (const r of res.vfRates ?? []) io.out(`${r.pf} vf ${r.vf}: max_tx_rate ${r.maxTxMbit} Mbit/s\n`);
     if (res.shaped.length === 0) {
       io.out(`${describeTarget(target)}: no interface to shape (only loopback or unsupported kinds)\n`);
       return 0;

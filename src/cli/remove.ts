@@ -1,5 +1,6 @@
 /** `netqos remove <target>`: take away everything netqos put in the target's namespace. */
-import { removeQos } from '../engine.js';
+import { removeQos, sriovFromConfig } from '../engine.js';
+import { loadConfig } from './config.js';
 import { assertNotHost } from '../kernel/netns.js';
 import type { Command } from './command.js';
 import { describeTarget, parseTarget, resolveTarget, TARGET_FLAGS, TARGET_USAGE } from './target.js';
@@ -15,7 +16,7 @@ export const remove: Command = {
     const target = parseTarget(this.spec, args);
     const ref = await resolveTarget(target);
     assertNotHost(ref); // a mistyped path is an error here, not "nothing to remove"
-    const res = await removeQos(ref);
+    const res = await removeQos(ref, { sriov: sriovFromConfig(loadConfig(io)) });
     if (!res.present) {
       io.out(`${describeTarget(target)}: the namespace is gone, and everything in it: removed 0 objects\n`);
       return 0;

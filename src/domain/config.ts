@@ -24,6 +24,8 @@ export const CONFIG_PATH = '/etc/netqos/config.json';
 
 export type OnError = 'fail' | 'warn';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+/** where an SR-IOV VF's egress limit is enforced (docs/sriov-ipvlan.md) */
+export type VfEgress = 'software' | 'hardware' | 'both';
 
 export interface Config {
   /** bad annotations: "fail" the container's creation, or "warn" and start it unshaped */
@@ -33,6 +35,10 @@ export interface Config {
   queueLatencyUs: number;
   /** the OCI hook's overall deadline, milliseconds */
   hookTimeoutMs: number;
+  /** SR-IOV VF egress: HTB on the VF ("software"), the PF's max_tx_rate ("hardware"), or both */
+  vfEgress: VfEgress;
+  /** where the VF rates netqos replaced are remembered until it restores them */
+  sriovStateDir: string;
 }
 
 /** What an absent file or an empty object means. Frozen: it is shared by every caller. */
@@ -41,19 +47,19 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   log: Object.freeze({ file: '/var/log/netqos/netqos.log', level: 'info' }),
   queueLatencyUs: 5000,
   hookTimeoutMs: 8000,
+  vfEgress: 'software',
+  sriovStateDir: '/run/netqos/sriov',
 } as const);
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 /** the fields of the file, in the order the messages list them */
-const FIELDS = ['onError', 'log', 'queueLatency', 'hookTimeoutMs'];
+const FIELDS = ['onError', 'log', 'queueLatency', 'hookTimeoutMs', 'vfEgress', 'sriovStateDir'];
+const absolutePath = () => string().check(refine((p: string) => p.startsWith('/') && !p.includes('\0'), 'not an absolute path'));
 
 // Built on first use: with no config file (the common case) the hook never needs them.
 const buildLogSchema = () =>
   strictObject({
-    file: _default(
-      string().check(refine((p: string) => p.startsWith('/') && !p.includes('\0'), 'not an absolute path')),
-      DEFAULT_CONFIG.log.file,
-    ),
+    file: _default(absolutePath(), DEFAULT_CONFIG.log.file),
     level: _default(oneOf(LOG_LEVELS), DEFAULT_CONFIG.log.level),
   });
 
@@ -75,6 +81,8 @@ const buildSchema = () =>
       DEFAULT_CONFIG.queueLatencyUs,
     ),
     hookTimeoutMs: _default(int().check(gte(1000), lte(25000)), DEFAULT_CONFIG.hookTimeoutMs),
+    vfEgress: _default(oneOf(['software', 'hardware', 'both']), DEFAULT_CONFIG.vfEgress),
+    sriovStateDir: _default(absolutePath(), DEFAULT_CONFIG.sriovStateDir),
   });
 let schema: ReturnType<typeof buildSchema> | undefined;
 
@@ -87,6 +95,8 @@ const VALID: Readonly<Record<string, string>> = {
   'log.level': 'use "debug", "info", "warn", "error" or "silent"',
   queueLatency: 'use a duration from 100us to 1s such as "5ms"',
   hookTimeoutMs: 'use a whole number of milliseconds from 1000 to 25000',
+  vfEgress: 'use "software" (HTB on the VF), "hardware" (the PF caps the VF: ip link set PF vf N max_tx_rate) or "both"',
+  sriovStateDir: 'use an absolute path such as "/run/netqos/sriov"',
 };
 
 /** The config that `text` (the contents of the file at `path`) describes; INVALID_CONFIG otherwise. */
@@ -105,8 +115,8 @@ export function parseConfig(text: string, path: string): Config {
     const issue = parsed.error.issues[0];
     throw new NetqosError('INVALID_CONFIG', `invalid config ${path}: ${describe(issue, input)}`);
   }
-  const { onError, log, queueLatency, hookTimeoutMs } = parsed.data;
-  return { onError, log, queueLatencyUs: queueLatency, hookTimeoutMs };
+  const { onError, log, queueLatency, hookTimeoutMs, vfEgress, sriovStateDir } = parsed.data;
+  return { onError, log, queueLatencyUs: queueLatency, hookTimeoutMs, vfEgress, sriovStateDir };
 }
 
 type Issue = core.$ZodIssue;

@@ -10,7 +10,7 @@
 import { parseAnnotations } from '../domain/annotations.js';
 import type { Config } from '../domain/config.js';
 import { isNetqosError, NetqosError, oneLine } from '../domain/errors.js';
-import { applyQos, removeQos } from '../engine.js';
+import { applyQos, releaseOrphanVfs, removeQos, sriovFromConfig } from '../engine.js';
 import { assertNotHost, netnsExists, netnsIdentity, netnsPath, type NetnsRef } from '../kernel/netns.js';
 import { closeTools, openTools, type NetnsTools } from '../kernel/tools-session.js';
 import type { Logger } from '../log.js';
@@ -69,7 +69,7 @@ export async function runHook(state: HookState, config: Config, log: Logger, arg
   try {
     const unused = { early };
     try {
-      return stage === 'createRuntime' ? await create(state, config, log, ctx, unused) : await stop(state, log, ctx, unused);
+      return stage === 'createRuntime' ? await create(state, config, log, ctx, unused) : await stop(state, config, log, ctx, unused);
     } finally {
       if (unused.early) await closeTools(unused.early.tools);
     }
@@ -118,12 +118,15 @@ async function create(state: HookState, config: Config, log: Logger, ctx: object
   const started = performance.now();
   const tools = unused.early?.tools;
   unused.early = undefined; // applyQos owns the sessions now: it ends them, also on failure
-  const res = await applyQos(ref, spec, { defaultLatencyUs: config.queueLatencyUs, timeoutMs: config.hookTimeoutMs, tools });
+  const res = await applyQos(ref, spec, { defaultLatencyUs: config.queueLatencyUs, timeoutMs: config.hookTimeoutMs, tools, sriov: sriovFromConfig(config) });
   log.info({ ...ctx, shaped: res.shaped, ms: Math.round(performance.now() - started) }, 'shaped');
+  if (res.vfRates?.length) log.info({ ...ctx, vfRates: res.vfRates }, 'SR-IOV PF max_tx_rate set');
+  for (const w of res.warnings ?? []) log.warn({ ...ctx }, w);
   return { exitCode: 0 };
 }
 
-async function stop(state: HookState, log: Logger, ctx: object, unused: { early?: EarlyTarget }): Promise<HookOutcome> {
+async function stop(state: HookState, config: Config, log: Logger, ctx: object, unused: { early?: EarlyTarget }): Promise<HookOutcome> {
+  const sriov = sriovFromConfig(config);
   const ref = unused.early?.ref ?? stopRef(state);
   if (ref === undefined) {
     log.debug(ctx, 'no namespace of its own to clean (an app container of a pod, or not pinned)');
@@ -131,6 +134,8 @@ async function stop(state: HookState, log: Logger, ctx: object, unused: { early?
   }
   if (!netnsExists(ref)) {
     log.debug({ ...ctx }, 'namespace gone: nothing left to remove');
+    const vfRates = await releaseOrphanVfs({ sriov });
+    if (vfRates.length > 0) log.info({ ...ctx, vfRates }, 'SR-IOV PF max_tx_rate restored');
     return { exitCode: 0 };
   }
   const ours = unused.early ? [unused.early.tools.ip.pid, unused.early.tools.tc.pid] : [];
@@ -145,7 +150,7 @@ async function stop(state: HookState, log: Logger, ctx: object, unused: { early?
   }
   const tools = unused.early?.tools;
   unused.early = undefined; // removeQos owns the sessions now
-  const res = await removeQos(ref, { tools });
+  const res = await removeQos(ref, { tools, sriov });
   log.info({ ...ctx, removed: res.removed }, 'unshaped');
   return { exitCode: 0 };
 }

@@ -24,6 +24,7 @@ import type { QosSpec } from '../domain/spec.js';
 import { describe, type NetnsRef } from '../kernel/netns.js';
 import type { Logger } from '../log.js';
 import { realEngine, type PodEngine } from './pod-engine.js';
+import { releaseOrphanVfs, sriovFromConfig } from '../engine.js';
 import { podLabel, podNetnsRef } from './pod-netns.js';
 import type { ConfigureRequest, PodSandbox } from './proto.js';
 import type { CallInfo, PluginHandlers } from './stub.js';
@@ -101,11 +102,11 @@ export class NetqosPlugin implements PluginHandlers {
     await this.serial(pod.id, async () => {
       const started = performance.now();
       const res = await this.engine
-        .apply(ref, spec, { defaultLatencyUs: config.queueLatencyUs, timeoutMs })
+        .apply(ref, spec, { defaultLatencyUs: config.queueLatencyUs, timeoutMs, sriov: sriovFromConfig(config) })
         .catch((e: unknown) => Promise.reject(forPod(label, e)));
       if (call.signal.aborted) {
         // the runtime was already told this pod failed: it will not be started, undo
-        await this.engine.remove(ref, {}).catch(() => undefined);
+        await this.engine.remove(ref, { sriov: sriovFromConfig(config) }).catch(() => undefined);
         log.warn({ pod: label }, 'shaped after the runtime gave up on the pod: removed again');
         return;
       }
@@ -175,7 +176,11 @@ export class NetqosPlugin implements PluginHandlers {
   private async reapply(id: string, label: string, ref: NetnsRef, spec: QosSpec): Promise<void> {
     await this.serial(id, async () => {
       try {
-        const res = await this.engine.apply(ref, spec, { defaultLatencyUs: this.opts.config().queueLatencyUs, timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS });
+        const res = await this.engine.apply(ref, spec, {
+          defaultLatencyUs: this.opts.config().queueLatencyUs,
+          timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS,
+          sriov: sriovFromConfig(this.opts.config()),
+        });
         this.remember(id, { label, ref, spec, identity: this.engine.identity(ref) ?? '' });
         this.opts.log.info({ pod: label, netns: describe(ref), shaped: res.shaped.map(summary) }, 'shaping verified after synchronize');
       } catch (e) {
@@ -193,10 +198,14 @@ export class NetqosPlugin implements PluginHandlers {
     if (now === undefined || now !== rec.identity) {
       log.debug({ pod: rec.label, netns: describe(rec.ref) }, 'namespace gone: nothing left to remove');
       this.pods.delete(pod.id);
+      // its VFs are back in the host's namespace: put back the PF rates netqos set for them
+      await releaseOrphanVfs({ sriov: sriovFromConfig(this.opts.config()) }).catch((e: unknown) =>
+        log.error({ pod: rec.label, err: oneLine(e) }, 'could not restore SR-IOV PF rates'),
+      );
       return;
     }
     try {
-      const res = await this.engine.remove(rec.ref, { timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS });
+      const res = await this.engine.remove(rec.ref, { timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS, sriov: sriovFromConfig(this.opts.config()) });
       this.pods.delete(pod.id);
       log.info({ pod: rec.label, removed: res.removed, on: why }, 'unshaped');
     } catch (e) {

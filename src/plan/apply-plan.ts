@@ -19,6 +19,8 @@ export interface ApplyInput {
   caps: Capabilities;
   /** the operator's default queue latency (config), used when the spec has none */
   defaultLatencyUs?: number;
+  /** SR-IOV VFs whose egress the PF caps in hardware alone (src/plan/vf-egress.ts): no egress tree */
+  egressInHardware?: readonly string[];
 }
 
 export const hasOurRoot = (o: Observed, dev: string): boolean =>
@@ -52,7 +54,7 @@ interface Ctx {
 
 function planEgress({ input, plan, latencyUs }: Ctx, link: Link): void {
   const { observed } = input;
-  const want = input.spec.egress;
+  const want = input.egressInHardware?.includes(link.name) ? undefined : input.spec.egress;
   if (!want) {
     if (hasOurRoot(observed, link.name)) {
       plan.tc.push({ object: 'qdisc', verb: 'delete', dev: link.name, parent: 'root' });

@@ -28,6 +28,8 @@ describe('parseConfig: valid files', () => {
       log: { file: '/var/log/netqos/netqos.log', level: 'info' },
       queueLatencyUs: 5000,
       hookTimeoutMs: 8000,
+      vfEgress: 'software',
+      sriovStateDir: '/run/netqos/sriov',
     });
     expect(parseConfig('{}', PATH)).toEqual(DEFAULT_CONFIG);
   });
@@ -44,6 +46,9 @@ describe('parseConfig: valid files', () => {
     ['{"queueLatency": "2.5ms"}', { queueLatencyUs: 2500 }],
     ['{"queueLatency": "1s"}', { queueLatencyUs: 1_000_000 }],
     ['{"hookTimeoutMs": 1000}', { hookTimeoutMs: 1000 }],
+    ['{"vfEgress": "hardware"}', { vfEgress: 'hardware' }],
+    ['{"vfEgress": "both"}', { vfEgress: 'both' }],
+    ['{"sriovStateDir": "/var/lib/netqos/sriov"}', { sriovStateDir: '/var/lib/netqos/sriov' }],
     ['{"hookTimeoutMs": 25000}', { hookTimeoutMs: 25000 }],
     ['{"hookTimeoutMs": 5e3}', { hookTimeoutMs: 5000 }],
     ['\uFEFF{"onError": "warn"}', { onError: 'warn' }], // a BOM from an editor
@@ -93,9 +98,12 @@ describe('parseConfig: one-line rejections', () => {
     ['{"hookTimeoutMs": 1500.5}', `hookTimeoutMs=1500.5: not a whole number; ${TIMEOUT}`],
     ['{"hookTimeoutMs": "8000"}', `hookTimeoutMs="8000": not a whole number; ${TIMEOUT}`],
     ['{"hookTimeoutMs": null}', `hookTimeoutMs=null: not a whole number; ${TIMEOUT}`],
+    ['{"vfEgress": "hw"}', 'vfEgress="hw": not one of the choices; use "software" (HTB on the VF), "hardware" (the PF caps the VF: ip link set PF vf N max_tx_rate) or "both"'],
+    ['{"sriovStateDir": "run/netqos"}', 'sriovStateDir="run/netqos": not an absolute path; use an absolute path such as "/run/netqos/sriov"'],
+    ['{"sriovStateDir": 7}', 'sriovStateDir=7: not a string; use an absolute path such as "/run/netqos/sriov"'],
     [
       '{"onerror": "warn"}',
-      'onerror="warn": unknown field; the fields are onError, log, queueLatency, hookTimeoutMs',
+      'onerror="warn": unknown field; the fields are onError, log, queueLatency, hookTimeoutMs, vfEgress, sriovStateDir',
     ],
     ['[]', `the top level is not a JSON object; ${TOP}`],
     ['null', `the top level is not a JSON object; ${TOP}`],
