@@ -8,7 +8,8 @@ import { NetqosError } from './domain/errors.js';
 import type { QosSpec } from './domain/spec.js';
 import { emptyPlan, type Plan, type Shaped } from './plan/ops.js';
 import { planApply } from './plan/apply-plan.js';
-import { isEmptyPlan, planRemove } from './plan/remove-plan.js';
+import { ifbDeletes, isEmptyPlan, planRemove } from './plan/remove-plan.js';
+import { renderIp } from './plan/render.js';
 import { applyPlan } from './kernel/apply.js';
 import { discover } from './kernel/discover.js';
 import { assertNotHost, describe, netnsExists, type NetnsRef } from './kernel/netns.js';
@@ -93,9 +94,18 @@ export async function removeQos(ref: NetnsRef, opts: EngineOptions = {}): Promis
   let observed: Observed | undefined;
   try {
     plan = await withTools(ref, opts, async (tools) => {
-      observed = await discover(tools);
+      // The kernel takes 15 to 35 ms to unregister an ifb (RCU grace periods): the bulk of a
+      // teardown. It starts as soon as ip has listed the links, while tc is still answering and
+      // then removes the rest; a redirect that still points at the vanishing ifb drops (mirred
+      // lets go of it) for the moment until it goes too, on a target that is being torn down.
+      let early: string[] = [];
+      observed = await discover(tools, (links) => {
+        const deletes = ifbDeletes(links);
+        early = deletes.map((op) => op.name);
+        if (deletes.length > 0) tools.ip.send(renderIp(deletes));
+      });
       const p = planRemove(observed);
-      await applyPlan(tools, p);
+      await applyPlan(tools, { ...p, ipAfter: p.ipAfter.filter((op) => !(op.verb === 'delete' && early.includes(op.name))) });
       return p;
     });
   } catch (e) {
