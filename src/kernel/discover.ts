@@ -15,11 +15,11 @@ export async function discover(t: NetnsTools): Promise<Observed> {
   const [[links], [qdiscs]] = await Promise.all([t.ip.ask(['link show']), t.tc.ask(['qdisc show'])]);
   const observed: Observed = { links: parseIpLinks(links ?? '[]'), qdiscs: parseQdiscs(qdiscs ?? '[]') };
   const names = observed.links.map((l) => l.name);
-  const questions = [
-    ...names.filter((d) => hookOf(observed, d) !== 'none').map((d) => [d, `filter show dev ${d} ingress`] as const),
-    ...names.filter((d) => hasOurRoot(observed, d)).map((d) => [d, `filter show dev ${d} parent ${ROOT_HANDLE}`] as const),
+  const questions: [string, string, string | undefined][] = [
+    ...names.filter((d) => hookOf(observed, d) !== 'none').map((d): [string, string, undefined] => [d, `filter show dev ${d} ingress`, undefined]),
+    ...names.filter((d) => hasOurRoot(observed, d)).map((d): [string, string, string] => [d, `filter show dev ${d} parent ${ROOT_HANDLE}`, ROOT_HANDLE]),
   ];
   const filters = await t.tc.ask(questions.map(([, q]) => q));
-  observed.filters = questions.flatMap(([d], i) => parseFilters(filters[i] ?? '[]', d));
+  observed.filters = questions.flatMap(([d, , parent], i) => parseFilters(filters[i] ?? '[]', d, parent));
   return observed;
 }

@@ -80,7 +80,11 @@ function keysOf(options: Record<string, unknown>): string[] {
   return keys;
 }
 
-export function parseFilters(text: string, dev: string): Filter[] {
+/**
+ * `parent`: what the rows' parent is when tc does not print one (it prints none for a clsact
+ * hook, nor for `filter show dev X parent 4e51:`).
+ */
+export function parseFilters(text: string, dev: string, parent?: string): Filter[] {
   const out: Filter[] = [];
   for (const r of parseArray(numberMatches(text), 'tc -json filter show')) {
     const options = r.options as Record<string, unknown> | undefined;
@@ -92,7 +96,7 @@ export function parseFilters(text: string, dev: string): Filter[] {
     const mirred = actions.find((a) => a.kind === 'mirred' && a.mirred_action === 'redirect');
     out.push({
       dev,
-      parent: String(r.parent ?? ''),
+      parent: String(r.parent ?? parent ?? ''),
       prio: num(r.pref),
       handle: fh,
       kind: String(r.kind),
