@@ -26,6 +26,8 @@ export interface EngineOptions {
 export interface ApplyResult {
   shaped: Shaped[];
   plan: Plan;
+  /** warnings the kernel gave through tc ("Warning: ..."), none expected */
+  warnings?: string[];
 }
 
 export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions = {}): Promise<ApplyResult> {
@@ -33,18 +35,19 @@ export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions
   const tools = opts.tools ?? openTools(ref, opts.timeoutMs);
   let plan: Plan;
   let hadOurs = false;
+  let warnings: string[] = [];
   try {
     const [caps, observed] = await Promise.all([opts.caps ?? capabilities(), discover(tools)]);
     plan = planApply({ spec, observed, caps, defaultLatencyUs: opts.defaultLatencyUs });
     hadOurs = !isEmptyPlan(planRemove(observed));
-    await applyPlan(tools, plan);
+    warnings = await applyPlan(tools, plan);
   } catch (e) {
     await closeTools(tools);
     // a first apply that failed half-way is rolled back, so the node never keeps half a setup
     if (!hadOurs) await removeQos(ref, { ...opts, tools: undefined }).catch(() => undefined);
     throw e;
   }
-  return { shaped: plan.shaped, plan };
+  return { shaped: plan.shaped, plan, warnings };
 }
 
 export interface RemoveResult {
