@@ -34,7 +34,7 @@ export interface ApplyResult {
   plan: Plan;
   /** max_tx_rate changes made on PFs (hardware caps set or restored) */
   vfRates?: VfRateOp[];
-  /** things the operator should know (a cap rounded up, a VF left to software, ...) */
+  /** things the operator should know: tc's "Warning: ..." lines (none expected), a VF cap rounded up, a VF left to software */
   warnings?: string[];
 }
 
@@ -61,12 +61,13 @@ export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions
   let plan: Plan;
   let vf: Awaited<ReturnType<typeof prepareVfEgress>>;
   let hadOurs = false;
+  let warnings: string[] = [];
   try {
     const [caps, observed] = await Promise.all([opts.caps ?? capabilities(), discover(tools)]);
     vf = await prepareVfEgress(observed, spec, sriovOf(opts));
     plan = planApply({ spec, observed, caps, defaultLatencyUs: opts.defaultLatencyUs, egressInHardware: vf.plan.hardwareOnly });
     hadOurs = !isEmptyPlan(planRemove(observed)) || vf.plan.drop.length > 0;
-    await applyPlan(tools, plan);
+    warnings = await applyPlan(tools, plan);
     // the PF side last: a namespace that could not be shaped never leaves a cap behind
     await applyVfPlan(vf.plan, sriovOf(opts));
   } catch (e) {
@@ -75,7 +76,7 @@ export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions
     if (!hadOurs) await removeQos(ref, { ...opts, tools: undefined }).catch(() => undefined);
     throw e;
   }
-  return { shaped: plan.shaped, plan, vfRates: vf.plan.ops, warnings: vf.plan.warnings };
+  return { shaped: plan.shaped, plan, vfRates: vf.plan.ops, warnings: [...warnings, ...vf.plan.warnings] };
 }
 
 export interface RemoveResult {

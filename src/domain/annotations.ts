@@ -6,6 +6,7 @@
  */
 import { NEVER, optional, pipe, strictObject, string, transform } from 'zod/mini';
 import type { output } from 'zod/mini';
+import { checkClasses, CLASSES_EXAMPLE, readClassList, readSubnets, SUBNETS_EXAMPLE } from './classes.js';
 import { readDuration } from './duration.js';
 import { NetqosError } from './errors.js';
 import { readQuantity } from './quantity.js';
@@ -21,6 +22,12 @@ export const BURST_KEYS = {
   egress: 'netqos.io/egress-burst',
 } as const satisfies Record<Direction, string>;
 
+export const CLASSES_KEYS = {
+  ingress: 'netqos.io/ingress-classes',
+  egress: 'netqos.io/egress-classes',
+} as const satisfies Record<Direction, string>;
+
+export const UNSHAPED_SUBNETS_KEY = 'netqos.io/unshaped-subnets';
 export const QUEUE_LATENCY_KEY = 'netqos.io/queue-latency';
 export const INTERFACES_KEY = 'netqos.io/interfaces';
 export const NETQOS_PREFIX = 'netqos.io/';
@@ -32,6 +39,9 @@ export const NETQOS_KEYS: readonly string[] = [
   BURST_KEYS.egress,
   QUEUE_LATENCY_KEY,
   INTERFACES_KEY,
+  CLASSES_KEYS.ingress,
+  CLASSES_KEYS.egress,
+  UNSHAPED_SUBNETS_KEY,
 ];
 
 /** Bandwidths and bursts, like containerd: 1k to 1P, compared after rounding up to an integer. */
@@ -105,6 +115,9 @@ const EXAMPLE: Readonly<Record<string, string>> = {
   [BURST_KEYS.egress]: 'use a value in bits such as "1M" (125 kB) or "512Ki"',
   [QUEUE_LATENCY_KEY]: 'use a duration from 100us to 1s such as "5ms" or "500us"',
   [INTERFACES_KEY]: 'use interface names separated by commas such as "eth0" or "eth0,net1"',
+  [CLASSES_KEYS.ingress]: CLASSES_EXAMPLE,
+  [CLASSES_KEYS.egress]: CLASSES_EXAMPLE,
+  [UNSHAPED_SUBNETS_KEY]: SUBNETS_EXAMPLE,
 };
 
 /** zod schema of one annotation value: a string that `read` accepts */
@@ -130,6 +143,9 @@ const buildSchema = () =>
     [BURST_KEYS.egress]: value((t) => readBits(t, 'bits')),
     [QUEUE_LATENCY_KEY]: value(readQueueLatency),
     [INTERFACES_KEY]: value(readInterfaces),
+    [CLASSES_KEYS.ingress]: value(readClassList),
+    [CLASSES_KEYS.egress]: value(readClassList),
+    [UNSHAPED_SUBNETS_KEY]: value(readSubnets),
   });
 type Parsed = output<ReturnType<typeof buildSchema>>;
 // Built on first use: most containers never need it (see readBandwidthOnly), and the OCI hook
@@ -158,9 +174,22 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
         `a burst needs ${BANDWIDTH_KEYS[dir]} on the same container; add it, e.g. ${BANDWIDTH_KEYS[dir]}="10M"`,
       );
     }
+    const classes = p[CLASSES_KEYS[dir]];
+    if (classes !== undefined && rateBps === undefined) {
+      throw invalid(
+        CLASSES_KEYS[dir],
+        ours[CLASSES_KEYS[dir]],
+        `classes share a total: add ${BANDWIDTH_KEYS[dir]} on the same container, e.g. ${BANDWIDTH_KEYS[dir]}="50M"`,
+      );
+    }
     if (rateBps === undefined) continue;
     const limit: DirectionLimit = { rateBps };
     if (burstBits !== undefined) limit.burstBits = burstBits;
+    if (classes !== undefined) {
+      const checked = checkClasses(classes, rateBps, BANDWIDTH_KEYS[dir]);
+      if (!checked.ok) throw invalid(CLASSES_KEYS[dir], ours[CLASSES_KEYS[dir]], `${checked.reason}; ${CLASSES_EXAMPLE}`);
+      limit.classes = checked.value;
+    }
     spec[dir] = limit;
   }
   if (!spec.ingress && !spec.egress) {
@@ -176,6 +205,8 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
   if (latency !== undefined) spec.queueLatencyUs = latency;
   const interfaces = p[INTERFACES_KEY];
   if (interfaces !== undefined) spec.interfaces = interfaces;
+  const subnets = p[UNSHAPED_SUBNETS_KEY];
+  if (subnets !== undefined) spec.unshapedSubnets = subnets;
   return spec;
 }
 

@@ -32,9 +32,11 @@ export interface Qdisc {
   kind: string; // htb, bfifo, ingress, clsact, noqueue, ...
   handle: string; // "4e51:" as tc prints it
   parent: string; // "root", "ffff:fff1", "4e51:1", ...
+  /** the qdisc's options as tc -json prints them (htb: {"default": "0x1", ...}) */
+  options?: Record<string, unknown>;
 }
 
-/** A tc filter on a device's ingress hook (only the fields teardown needs). */
+/** A tc u32 rule on a device's ingress hook or on our HTB root (the fields planning needs). */
 export interface Filter {
   dev: string;
   parent: string;
@@ -43,12 +45,20 @@ export interface Filter {
   kind: string;
   /** mirred redirect target, when the filter has one */
   redirectTo?: string;
+  /** "ip", "ipv6", "all" */
+  protocol?: string;
+  flowid?: string;
+  /** u32 keys as value/mask@off (8 hex digits each), in the kernel's order */
+  keys?: string[];
 }
 
 export interface Observed {
   links: Link[];
   qdiscs: Qdisc[];
-  /** ingress-hook filters, read whenever a device has an ingress or clsact hook */
+  /**
+   * ingress-hook filters, read whenever a device has an ingress or clsact hook, and the
+   * filters on our HTB roots (parent 4e51:)
+   */
   filters?: Filter[];
 }
 

@@ -1,11 +1,14 @@
 /**
  * Reads a namespace's links and qdiscs (the ip and tc sessions answer in parallel) and, only
- * when some device has an ingress hook, its ingress filters (one more question to tc).
+ * when some device has an ingress hook or our HTB root, the filters there (one more round of
+ * questions to tc: the hook's, and our root's, which hold the class and unshaped-subnet rules).
  */
 import type { Link, Observed } from '../domain/link.js';
 import { parseIpLinks } from '../plan/parse-ip.js';
 import { parseFilters, parseQdiscs } from '../plan/parse-tc.js';
 import { hookOf } from '../plan/ingress-hook.js';
+import { hasOurRoot } from '../plan/apply-plan.js';
+import { ROOT_HANDLE } from '../plan/names.js';
 import type { NetnsTools } from './tools-session.js';
 
 /**
@@ -20,8 +23,12 @@ export async function discover(t: NetnsTools, onLinks?: (links: Link[]) => void)
   });
   const [links, [qdiscs]] = await Promise.all([ipLinks, t.tc.ask(['qdisc show'])]);
   const observed: Observed = { links, qdiscs: parseQdiscs(qdiscs ?? '[]') };
-  const devs = observed.links.map((l) => l.name).filter((d) => hookOf(observed, d) !== 'none');
-  const filters = await t.tc.ask(devs.map((d) => `filter show dev ${d} ingress`));
-  observed.filters = devs.flatMap((d, i) => parseFilters(filters[i] ?? '[]', d));
+  const names = observed.links.map((l) => l.name);
+  const questions: [string, string, string | undefined][] = [
+    ...names.filter((d) => hookOf(observed, d) !== 'none').map((d): [string, string, undefined] => [d, `filter show dev ${d} ingress`, undefined]),
+    ...names.filter((d) => hasOurRoot(observed, d)).map((d): [string, string, string] => [d, `filter show dev ${d} parent ${ROOT_HANDLE}`, ROOT_HANDLE]),
+  ];
+  const filters = await t.tc.ask(questions.map(([, q]) => q));
+  observed.filters = questions.flatMap(([d, , parent], i) => parseFilters(filters[i] ?? '[]', d, parent));
   return observed;
 }

@@ -8,7 +8,7 @@ import type { QosSpec } from '../domain/spec.js';
 import type { IpOp, Plan } from './ops.js';
 import { emptyPlan } from './ops.js';
 import { htbTree } from './htb-tree.js';
-import { redirectOps, unredirectOps } from './ingress-hook.js';
+import { bypassOps, redirectOps, unredirectOps } from './ingress-hook.js';
 import { ifbName, ROOT_HANDLE } from './names.js';
 import { DEFAULT_QUEUE_LATENCY_US, defaultGso, gsoCap, LEGACY_GSO_MAX } from './params.js';
 import { selectTargets } from './select.js';
@@ -23,8 +23,16 @@ export interface ApplyInput {
   egressInHardware?: readonly string[];
 }
 
-export const hasOurRoot = (o: Observed, dev: string): boolean =>
-  o.qdiscs.some((q) => q.dev === dev && q.parent === 'root' && q.kind === 'htb' && q.handle === ROOT_HANDLE);
+export const ourRoot = (o: Observed, dev: string) =>
+  o.qdiscs.find((q) => q.dev === dev && q.parent === 'root' && q.kind === 'htb' && q.handle === ROOT_HANDLE);
+export const hasOurRoot = (o: Observed, dev: string): boolean => ourRoot(o, dev) !== undefined;
+
+/** What a tree's device holds now, for htbTree: its root, qdiscs and root filters. */
+const existing = (o: Observed, dev: string) => ({
+  root: ourRoot(o, dev),
+  qdiscs: o.qdiscs.filter((q) => q.dev === dev),
+  filters: (o.filters ?? []).filter((f) => f.dev === dev && f.parent === ROOT_HANDLE),
+});
 
 /** Gives a device back the gso_max_size it had before we capped it. */
 export function restoreGso(link: Link): IpOp[] {
@@ -66,13 +74,16 @@ function planEgress({ input, plan, latencyUs }: Ctx, link: Link): void {
   if (link.gsoMaxSize !== gso) plan.ip.push({ object: 'link', verb: 'gso', name: link.name, gsoMaxSize: gso });
   const tree = htbTree({
     dev: link.name,
-    rootExists: hasOurRoot(observed, link.name),
+    ...existing(observed, link.name),
     rateBps: want.rateBps,
     userBurstBits: want.burstBits,
     mtu: link.mtu,
     maxSkb: gso,
     latencyUs,
     caps: input.caps,
+    ...(want.classes ? { classes: want.classes } : {}),
+    ...(input.spec.unshapedSubnets ? { unshaped: input.spec.unshapedSubnets } : {}),
+    side: 'dst',
   });
   plan.tc.push(...tree.ops);
   plan.shaped.push({ dev: link.name, direction: 'egress', ...tree.shaped });
@@ -82,28 +93,32 @@ function planIngress({ input, plan, latencyUs }: Ctx, link: Link): void {
   const { observed } = input;
   const want = input.spec.ingress;
   const ifb = ifbName(link.index);
-  const existing = observed.links.find((l) => l.name === ifb);
+  const ifbLink = observed.links.find((l) => l.name === ifb);
   if (!want) {
-    if (existing) {
+    if (ifbLink) {
       plan.tc.push(...unredirectOps(observed, link.name));
       plan.ipAfter.push({ object: 'link', verb: 'delete', name: ifb });
     }
     return;
   }
-  if (!existing) plan.ip.push({ object: 'link', verb: 'add', name: ifb, kind: 'ifb', mtu: link.mtu });
-  if (!existing?.up) plan.ip.push({ object: 'link', verb: 'up', name: ifb });
+  if (!ifbLink) plan.ip.push({ object: 'link', verb: 'add', name: ifb, kind: 'ifb', mtu: link.mtu });
+  if (!ifbLink?.up) plan.ip.push({ object: 'link', verb: 'up', name: ifb });
   // Packets reach the ifb as the sender built them: GRO/GSO super-packets up to 64 KiB.
   const tree = htbTree({
     dev: ifb,
-    rootExists: existing !== undefined && hasOurRoot(observed, ifb),
+    ...(ifbLink ? existing(observed, ifb) : {}),
     rateBps: want.rateBps,
     userBurstBits: want.burstBits,
     mtu: link.mtu,
     maxSkb: LEGACY_GSO_MAX,
     latencyUs,
     caps: input.caps,
+    ...(want.classes ? { classes: want.classes } : {}),
+    side: 'src',
   });
-  // the ifb's tree first, then the redirect into it
-  plan.tc.push(...tree.ops, ...redirectOps(observed, link.name, ifb));
-  plan.shaped.push({ dev: link.name, direction: 'ingress', ...tree.shaped });
+  // the ifb's tree first, then the redirect into it; unshaped subnets never reach the ifb
+  plan.tc.push(...tree.ops, ...redirectOps(observed, link.name, ifb), ...bypassOps(observed, link.name, input.spec.unshapedSubnets ?? []));
+  const shaped = { dev: link.name, direction: 'ingress' as const, ...tree.shaped };
+  if (input.spec.unshapedSubnets?.length) shaped.unshaped = [...input.spec.unshapedSubnets];
+  plan.shaped.push(shaped);
 }

@@ -8,9 +8,11 @@
  * safe: every u32 filter on a hook shares one set of hash tables, and the first one there owns
  * table 800:, so `filter replace ... handle 800::800` rewrote someone else's rule (measured).
  */
+import { cidrOf } from '../domain/cidr.js';
 import type { Filter, Observed } from '../domain/link.js';
 import type { TcOp } from './ops.js';
-import { CLSACT_INGRESS_PARENT, FILTER_PRIO, INGRESS_PARENT, isOurIfb } from './names.js';
+import { CLSACT_INGRESS_PARENT, FILTER_PRIO, HOOK_BYPASS_FLOWID, HOOK_BYPASS_PRIO, INGRESS_PARENT, isOurIfb, ROOT_HANDLE } from './names.js';
+import { u32Match } from './u32.js';
 
 export type HookKind = 'ingress' | 'clsact' | 'none';
 
@@ -22,11 +24,23 @@ export function hookOf(observed: Observed, dev: string): HookKind {
 const parentOf = (hook: HookKind): string => (hook === 'clsact' ? CLSACT_INGRESS_PARENT : INGRESS_PARENT);
 
 /** tc prints a redirect whose device is gone as "*": such a filter of ours must still go */
-export const isOurFilter = (f: Filter): boolean =>
+export const isOurRedirect = (f: Filter): boolean =>
   f.prio === FILTER_PRIO && f.redirectTo !== undefined && (isOurIfb(f.redirectTo) || f.redirectTo === '*');
 
-const oursOn = (observed: Observed, dev: string): Filter[] =>
-  (observed.filters ?? []).filter((f) => f.dev === dev && isOurFilter(f));
+const BYPASS_PRIOS: readonly number[] = [HOOK_BYPASS_PRIO[4], HOOK_BYPASS_PRIO[6]];
+/** an unshaped-subnet filter of ours: its priority and our flowid, no action */
+export const isOurBypass = (f: Filter): boolean =>
+  BYPASS_PRIOS.includes(f.prio) && f.flowid === HOOK_BYPASS_FLOWID && f.redirectTo === undefined;
+
+export const isOurFilter = (f: Filter): boolean => isOurRedirect(f) || isOurBypass(f);
+
+// tc prints no parent for filters on a clsact hook: anything not on our HTB root (4e51:) is the hook's
+const isHookParent = (parent: string): boolean => parent !== ROOT_HANDLE;
+/** the filters on the device's ingress hook (observed.filters also holds those on our HTB roots) */
+const hookFilters = (observed: Observed, dev: string): Filter[] =>
+  (observed.filters ?? []).filter((f) => f.dev === dev && isHookParent(f.parent));
+
+const oursOn = (observed: Observed, dev: string): Filter[] => hookFilters(observed, dev).filter(isOurRedirect);
 
 export function redirectOps(observed: Observed, dev: string, ifb: string): TcOp[] {
   const hook = hookOf(observed, dev);
@@ -54,11 +68,46 @@ export function redirectOps(observed: Observed, dev: string, ifb: string): TcOp[
 export function unredirectOps(observed: Observed, dev: string): TcOp[] {
   const hook = hookOf(observed, dev);
   if (hook === 'none') return [];
-  const filters = (observed.filters ?? []).filter((f) => f.dev === dev);
+  const filters = hookFilters(observed, dev);
   const ours = filters.filter(isOurFilter);
   if (ours.length === 0) return [];
   if (hook === 'ingress' && ours.length === filters.length) {
     return [{ object: 'qdisc', verb: 'delete', dev, parent: 'ingress' }];
   }
-  return [{ object: 'filter', verb: 'delete', dev, parent: parentOf(hook), prio: FILTER_PRIO }];
+  return deletePrios(ours, dev, parentOf(hook));
+}
+
+function deletePrios(filters: readonly Filter[], dev: string, parent: string): TcOp[] {
+  const prios = [...new Set(filters.map((f) => f.prio))].sort((a, b) => a - b);
+  return prios.map((prio) => {
+    const protocol = filters.find((f) => f.prio === prio)?.protocol;
+    const p = protocol === 'ip' || protocol === 'ipv6' ? { protocol } : {};
+    return { object: 'filter', verb: 'delete', dev, parent, prio, ...p } as TcOp;
+  });
+}
+
+/**
+ * Unshaped subnets on ingress: a u32 filter per prefix before our redirect, matching the
+ * source, with no action: a match ends classification and the packet is delivered without
+ * reaching the ifb. Runs after redirectOps (the hook exists then). In place: nothing.
+ */
+export function bypassOps(observed: Observed, dev: string, unshaped: readonly string[]): TcOp[] {
+  const hook = hookOf(observed, dev);
+  const parent = parentOf(hook === 'none' ? 'ingress' : hook);
+  const have = hookFilters(observed, dev).filter(isOurBypass);
+  const ops: TcOp[] = [];
+  for (const family of [4, 6] as const) {
+    const prio = HOOK_BYPASS_PRIO[family];
+    const rules = unshaped.map(cidrOf).filter((c) => c.family === family).map((c) => u32Match(c, 'src'));
+    const present = have.filter((f) => f.prio === prio);
+    const want = rules.map((r) => r.keys.join(',')).sort();
+    const got = present.map((f) => (f.keys ?? []).join(',')).sort();
+    if (want.length === got.length && want.every((k, i) => k === got[i])) continue;
+    if (present.length > 0) ops.push(...deletePrios(present, dev, parent));
+    const protocol = family === 4 ? 'ip' : 'ipv6';
+    for (const r of rules) {
+      ops.push({ object: 'filter', verb: 'add', dev, parent, protocol, prio, kind: 'u32', options: [...r.words, 'flowid', HOOK_BYPASS_FLOWID] });
+    }
+  }
+  return ops;
 }

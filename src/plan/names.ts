@@ -22,3 +22,31 @@ export const CLSACT_INGRESS_PARENT = 'ffff:fff2';
 export const IFB_PREFIX = 'nqi';
 export const ifbName = (ifindex: number): string => `${IFB_PREFIX}${ifindex}`;
 export const isOurIfb = (name: string): boolean => /^nqi\d+$/.test(name);
+
+/*
+ * Classes (netqos.io/<dir>-classes) and unshaped subnets. With classes, 4e51:1 is the parent
+ * (rate = ceil = the total) and the root's default is the default child 4e51:10; the named
+ * classes are 4e51:11, 4e51:12, ... in the order of the annotation. Each child's leaf has its
+ * own handle, one per kind (as LEAF_HANDLE / FQ_CODEL_LEAF_HANDLE above): 5011: / 6011:.
+ * Unshaped subnets on egress go to 4e51:2, a class beside 4e51:1 under the root, not under
+ * the limit. Every filter on our HTB root is ours (the qdisc is), found by its priority.
+ */
+export const DEFAULT_CHILD_MINOR = 0x10;
+export const DEFAULT_CHILD_ID = `4e51:${DEFAULT_CHILD_MINOR.toString(16)}`;
+export const childClassId = (i: number): string => `4e51:${(DEFAULT_CHILD_MINOR + 1 + i).toString(16)}`;
+export const BYPASS_CLASS_ID = '4e51:2';
+/** the HTB root's `default` (hex, as tc reads and prints it) */
+export const rootDefault = (withClasses: boolean): number => (withClasses ? DEFAULT_CHILD_MINOR : 1);
+const minorOf = (classid: string): number => parseInt(classid.split(':')[1] ?? '0', 16);
+export const childLeafHandle = (classid: string, kind: string): string =>
+  `${((kind === 'fq_codel' ? 0x6000 : 0x5000) + minorOf(classid)).toString(16)}:`;
+/** filter priorities on our HTB root: unshaped subnets first, then class i (IPv4, IPv6) */
+export const ROOT_BYPASS_PRIO = { 4: 1, 6: 2 } as const;
+export const classFilterPrio = (i: number, family: 4 | 6): number => 10 + 2 * i + (family === 6 ? 1 : 0);
+/**
+ * Unshaped subnets on ingress: u32 filters on the device's ingress hook before our redirect
+ * (prio 49), without an action, so a match ends classification and the packet is delivered
+ * without reaching the ifb. The flowid marks them as ours (it means nothing on a hook).
+ */
+export const HOOK_BYPASS_PRIO = { 4: 47, 6: 48 } as const;
+export const HOOK_BYPASS_FLOWID = 'ffff:4e51';

@@ -17,20 +17,22 @@ export interface QdiscOp {
 
 export interface ClassOp {
   object: 'class';
-  verb: 'replace';
+  verb: 'replace' | 'delete';
   dev: string;
   parent: string;
   classid: string;
-  kind: 'htb';
-  options: string[];
+  kind?: 'htb';
+  options?: string[];
 }
 
 export interface FilterOp {
   object: 'filter';
   verb: 'add' | 'delete';
   dev: string;
-  /** 'ffff:' on an ingress qdisc, 'ffff:fff2' on clsact */
+  /** 'ffff:' on an ingress qdisc, 'ffff:fff2' on clsact, '4e51:' on our HTB root */
   parent: string;
+  /** 'all' when absent */
+  protocol?: 'ip' | 'ipv6' | 'all';
   prio: number;
   kind?: 'u32';
   options?: string[];
@@ -52,6 +54,20 @@ export interface Shaped {
   shapedOn: string;
   rateBps: number;
   burstBytes: number;
+  quantum: number;
+  leaf: string;
+  /** the child classes, when the direction has netqos.io/<dir>-classes (the default one last) */
+  classes?: ShapedClass[];
+  /** prefixes that go around the limit */
+  unshaped?: string[];
+}
+
+export interface ShapedClass {
+  name: string;
+  classid: string;
+  rateBps: number;
+  ceilBps: number;
+  prio: number;
   quantum: number;
   leaf: string;
 }

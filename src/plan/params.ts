@@ -85,3 +85,26 @@ export function leafQueue(rateBps: number, latencyUs: number, mtu: number, maxSk
   const limit = Math.ceil(Math.max(rateBytes * (latencyUs / 1e6), maxSkb + frameBytes(mtu)));
   return { kind: 'bfifo', options: ['limit', String(limit)], describe: `bfifo ${limit}B` };
 }
+
+/**
+ * The class unshaped subnets go to (4e51:2, beside the limited parent): a rate no container
+ * device reaches, so HTB never holds its packets back. Measured on veth (test/integration/
+ * classes.test.ts): traffic to an unshaped subnet ran far above the container's limit while
+ * other traffic stayed at it.
+ */
+export const BYPASS_RATE_BPS = 100e9;
+/**
+ * Its leaf holds queue-latency of 10 Gbit/s, the fastest rate netqos plans shaping for: it only
+ * fills when the device itself is slower than that, and stays bounded in time there.
+ */
+export const BYPASS_LEAF_RATE_BPS = 10e9;
+
+/**
+ * The default class (unmatched traffic) is guaranteed what the named classes leave of the
+ * total, but at least 1 % of it (HTB needs a rate; 1 % keeps ARP, DNS and the like moving when
+ * the named classes take everything), and may borrow up to the total.
+ */
+export function defaultClassRate(totalBps: number, classes: readonly { rateBps: number }[]): number {
+  const left = totalBps - classes.reduce((s, c) => s + c.rateBps, 0);
+  return Math.max(left, Math.ceil(totalBps / 100));
+}

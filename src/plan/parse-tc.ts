@@ -60,9 +60,33 @@ export function parseQdiscs(text: string, dev?: string): QdiscStats[] {
   }));
 }
 
-export function parseFilters(text: string, dev: string): Filter[] {
+/**
+ * tc prints every u32 key as another "match" member of the same JSON object, which JSON.parse
+ * would collapse to the last: number them first ("match#0", "match#1", ...).
+ */
+function numberMatches(text: string): string {
+  let n = 0;
+  return text.replace(/"match":\{/g, () => `"match#${n++}":{`);
+}
+
+function keysOf(options: Record<string, unknown>): string[] {
+  const keys: string[] = [];
+  for (const [k, v] of Object.entries(options)) {
+    if (!k.startsWith('match#') || typeof v !== 'object' || v === null) continue;
+    const m = v as { value?: unknown; mask?: unknown; off?: unknown; offmask?: unknown };
+    const pad = (x: unknown): string => String(x ?? '0').padStart(8, '0');
+    keys.push(`${pad(m.value)}/${pad(m.mask)}@${num(m.off)}${m.offmask ? `+${String(m.offmask)}` : ''}`);
+  }
+  return keys;
+}
+
+/**
+ * `parent`: what the rows' parent is when tc does not print one (it prints none for a clsact
+ * hook, nor for `filter show dev X parent 4e51:`).
+ */
+export function parseFilters(text: string, dev: string, parent?: string): Filter[] {
   const out: Filter[] = [];
-  for (const r of parseArray(text, 'tc -json filter show')) {
+  for (const r of parseArray(numberMatches(text), 'tc -json filter show')) {
     const options = r.options as Record<string, unknown> | undefined;
     // u32 prints a header row per priority and one row per hash table; the rule rows carry
     // options.fh with a node id (xxx:yyy:zzz)
@@ -72,11 +96,14 @@ export function parseFilters(text: string, dev: string): Filter[] {
     const mirred = actions.find((a) => a.kind === 'mirred' && a.mirred_action === 'redirect');
     out.push({
       dev,
-      parent: String(r.parent ?? ''),
+      parent: String(r.parent ?? parent ?? ''),
       prio: num(r.pref),
       handle: fh,
       kind: String(r.kind),
       ...(mirred && typeof mirred.to_dev === 'string' ? { redirectTo: mirred.to_dev } : {}),
+      ...(typeof r.protocol === 'string' ? { protocol: r.protocol } : {}),
+      ...(typeof options?.flowid === 'string' ? { flowid: options.flowid } : {}),
+      keys: keysOf(options ?? {}),
     });
   }
   return out;

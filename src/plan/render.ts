@@ -14,9 +14,10 @@ export function renderTcOp(op: TcOp): string {
         .join(' ');
     }
     case 'class':
-      return ['class replace dev', op.dev, 'parent', op.parent, 'classid', op.classid, op.kind, ...opts].join(' ');
+      if (op.verb === 'delete') return `class del dev ${op.dev} classid ${op.classid}`;
+      return ['class replace dev', op.dev, 'parent', op.parent, 'classid', op.classid, op.kind ?? 'htb', ...opts].join(' ');
     case 'filter': {
-      const head = [`filter ${VERB[op.verb]} dev`, op.dev, 'parent', op.parent, 'protocol all prio', String(op.prio)];
+      const head = [`filter ${VERB[op.verb]} dev`, op.dev, 'parent', op.parent, 'protocol', op.protocol ?? 'all', 'prio', String(op.prio)];
       if (op.verb === 'delete') return head.join(' ');
       return [...head, op.kind ?? '', ...opts].filter((w) => w !== '').join(' ');
     }

@@ -248,7 +248,7 @@ describe('idempotence: planning the state the golden plan left (recorded after a
   });
 
   it('our redirect is recognised by prio 49 + its target nqi2 (recorded at node 800::800)', () => {
-    expect(after.filters).toEqual([{ dev: 'nqtc0', parent: 'ffff:', prio: 49, handle: '800::800', kind: 'u32', redirectTo: 'nqi2' }]);
+    expect(after.filters).toMatchObject([{ dev: 'nqtc0', parent: 'ffff:', prio: 49, handle: '800::800', kind: 'u32', redirectTo: 'nqi2' }]);
     // the same rule at any other node is still ours and still in place
     const o = shapedVeth();
     o.filters = o.filters?.map((f) => ({ ...f, handle: '801::800' }));

@@ -153,9 +153,9 @@ describe('splitBatchJson', () => {
     const arrays = splitBatchJson(fixture('tc-filter-veth-batch.txt'));
     expect(arrays).toHaveLength(3);
     expect(arrays[1]).toBe('[]');
-    expect(parseFilters(arrays[0] ?? '', 'nqtc0')).toEqual([OUR_FILTER_NQTC0]);
+    expect(parseFilters(arrays[0] ?? '', 'nqtc0')).toMatchObject([OUR_FILTER_NQTC0]);
     expect(parseFilters(arrays[1] ?? '', 'nqi2')).toEqual([]);
-    expect(parseFilters(arrays[2] ?? '', 'nqtc0')).toEqual([OUR_FILTER_NQTC0]);
+    expect(parseFilters(arrays[2] ?? '', 'nqtc0')).toMatchObject([OUR_FILTER_NQTC0]);
   });
 });
 
@@ -164,7 +164,7 @@ describe('parseFilters', () => {
     const text = fixture('tc-filter-veth-ingress-ours.json');
     expect((JSON.parse(text) as unknown[]).length).toBe(3);
     const fs = parseFilters(text, 'nqtc0');
-    expect(fs).toEqual([OUR_FILTER_NQTC0]);
+    expect(fs).toMatchObject([OUR_FILTER_NQTC0]);
     expect(isOurFilter(fs[0]!)).toBe(true);
   });
 
@@ -208,7 +208,7 @@ describe('parseFilters', () => {
   it('recorded evidence of `filter replace ... handle 800::800` on a hook that already had a u32: ' +
     "someone else's prio-10 rule now redirects to our ifb, and prio 49 holds no rule", () => {
     const fs = parseFilters(fixture('tc-filter-ingress-hijacked.json'), 'nqtd0');
-    expect(fs).toEqual([{ dev: 'nqtd0', parent: 'ffff:', prio: 10, handle: '800::800', kind: 'u32', redirectTo: 'nqi2' }]);
+    expect(fs).toMatchObject([{ dev: 'nqtd0', parent: 'ffff:', prio: 10, handle: '800::800', kind: 'u32', redirectTo: 'nqi2' }]);
     const raw = JSON.parse(fixture('tc-filter-ingress-hijacked.json')) as Array<{ pref: number; options?: { fh?: string } }>;
     expect(raw.filter((r) => r.pref === 49).map((r) => r.options?.fh)).toEqual([undefined, '801:']);
     expect(parseFilters(fixture('tc-filter-clsact-hijacked.json'), 'nqtd1').map((f) => [f.prio, f.redirectTo])).toEqual([[10, 'nqi3']]);
@@ -218,7 +218,7 @@ describe('parseFilters', () => {
 
   it('a redirect whose device vanished prints to_dev "*": ours at prio 49, not at any other prio', () => {
     const fs = parseFilters(fixture('tc-filter-veth-ingress-orphaned.json'), 'nqtc0');
-    expect(fs).toEqual([{ ...OUR_FILTER_NQTC0, redirectTo: '*' }]);
+    expect(fs).toMatchObject([{ ...OUR_FILTER_NQTC0, redirectTo: '*' }]);
     expect(isOurFilter(fs[0]!)).toBe(true);
     expect(isOurFilter({ ...fs[0]!, prio: 10 })).toBe(false);
   });
@@ -231,7 +231,7 @@ describe('parseFilters', () => {
         { parent: 'ffff:', protocol: 'all', pref: 49, kind: 'u32', chain: 0, options: { fh: '800::800', order: 2048, key_ht: '800', bkt: '0', ...(actions ? { actions } : { flowid: ':1' }) } },
       ]);
     const plain = parseFilters(rule(), 'nqtc0');
-    expect(plain).toEqual([{ dev: 'nqtc0', parent: 'ffff:', prio: 49, handle: '800::800', kind: 'u32' }]);
+    expect(plain).toMatchObject([{ dev: 'nqtc0', parent: 'ffff:', prio: 49, handle: '800::800', kind: 'u32' }]);
     expect(isOurFilter(plain[0]!)).toBe(false);
     const mirror = parseFilters(rule([{ order: 1, kind: 'mirred', mirred_action: 'mirror', direction: 'egress', to_dev: 'nqi2' }]), 'nqtc0');
     expect(mirror[0]?.redirectTo).toBeUndefined();

@@ -220,7 +220,7 @@ describe('our redirect whose ifb has vanished', () => {
   };
 
   it('the recorded filter: prio 49, node 800::800, redirect to "*"', () => {
-    expect(parseFilters(fixture('tc-filter-veth-ingress-orphaned.json'), 'nqtc0')).toEqual([
+    expect(parseFilters(fixture('tc-filter-veth-ingress-orphaned.json'), 'nqtc0')).toMatchObject([
       { dev: 'nqtc0', parent: 'ffff:', prio: 49, handle: '800::800', kind: 'u32', redirectTo: '*' },
     ]);
   });
