@@ -112,13 +112,8 @@ export function readPerInterface(
     }
     const limits: InterfaceLimits = {};
     for (const [dir, partial] of dirs) {
-      const own = partial.fields as Partial<DirectionLimit>;
-      if (own.rateBps !== undefined) {
-        limits[dir] = own as DirectionLimit;
-        continue;
-      }
-      const base = pod[dir];
-      if (base === undefined) {
+      const merged = mergeOverride(pod[dir], partial.fields as Partial<DirectionLimit>);
+      if (merged === undefined) {
         const f = partial.keys[0]!;
         const rateSuffix = Object.keys(table).find((s) => table[s]?.dir === dir && table[s]?.field === 'rateBps') ?? '';
         const rateKey = perInterfaceKey(ifname, rateSuffix);
@@ -128,9 +123,19 @@ export function readPerInterface(
           why: `${f.rule.noun} needs a rate: ${rateKey} or kubernetes.io/${dir}-bandwidth; add one, e.g. ${rateKey}="10M"`,
         };
       }
-      limits[dir] = { ...base, ...own };
+      limits[dir] = merged;
     }
     out[ifname] = limits;
   }
   return { ok: true, value: out };
+}
+
+/**
+ * The precedence rule, the one place it lives: an override with a rate replaces the pod-wide
+ * limit of its direction whole (the pod-wide burst belongs to the pod-wide rate); one without
+ * keeps the pod-wide limit and replaces only its own fields. undefined: no rate on either side.
+ */
+export function mergeOverride(pod: DirectionLimit | undefined, own: Partial<DirectionLimit>): DirectionLimit | undefined {
+  if (own.rateBps !== undefined) return { ...own, rateBps: own.rateBps };
+  return pod === undefined ? undefined : { ...pod, ...own };
 }

@@ -8,14 +8,16 @@
  * 2. Twelve veths in one namespace, several with their own limits: every one gets its own ifb
  *    nqi<ifindex>, its redirect points at that ifb, every class carries the rate meant for it;
  *    removal leaves nothing of ours.
- * 3. An override naming an interface the namespace lacks fails with its interfaces listed, and
+ * 3. The built CLI's --iface-* flags do the same on the two-interface namespace.
+ * 4. An override naming an interface the namespace lacks fails with its interfaces listed, and
  *    the namespace is untouched.
  */
 import { afterAll, beforeAll, expect } from 'vitest';
 import { parseAnnotations } from '../../src/domain/annotations.js';
 import type { QosSpec } from '../../src/domain/spec.js';
 import { applyQos, removeQos } from '../../src/engine.js';
-import { cleanupAll, ipIn, makeNetns, nsRef, requireRoot, snapshotNs, tcIn, vethPair, type LinkPair } from '../support/fixtures.js';
+import { run } from '../../src/kernel/runner.js';
+import { cleanupAll, ipIn, makeNetns, nsPath, nsRef, requireRoot, snapshotNs, tcIn, vethPair, type LinkPair } from '../support/fixtures.js';
 import { iperfServer, measureL2 } from '../support/traffic.js';
 
 const root = requireRoot(['ip', 'tc', 'nsenter', 'iperf3']);
@@ -125,6 +127,20 @@ root.describe('two interfaces, each with its own limits (measured)', () => {
 
   root.it('remove leaves nothing of ours on either interface', async () => {
     await removeQos(nsRef(container));
+    expect(await ifbsOf(container)).toEqual([]);
+    expect(ours(await qdiscsOf(container))).toEqual([]);
+  });
+
+  root.it('the built CLI gives per-interface limits with --iface-* (dist/netqos.cjs), and removes them', async () => {
+    const cli = (...args: string[]) => run(process.execPath, ['dist/netqos.cjs', ...args], { allowFail: true, timeoutMs: 30_000 });
+    const r = await cli('apply', '--netns', nsPath(container), '--egress', '20M', '--iface-egress', 'net1=5M', '--iface-ingress', 'net1=7M');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(await classRate(container, 'eth0')).toBe('20Mbit');
+    expect(await classRate(container, 'net1')).toBe('5Mbit');
+    expect(await ifbsOf(container)).toEqual([ifb.net1]);
+    expect(await classRate(container, ifb.net1)).toBe('7Mbit');
+    expect((await cli('remove', '--netns', nsPath(container))).code).toBe(0);
     expect(await ifbsOf(container)).toEqual([]);
     expect(ours(await qdiscsOf(container))).toEqual([]);
   });
