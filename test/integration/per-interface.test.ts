@@ -90,7 +90,11 @@ root.describe('two interfaces, each with its own limits (measured)', () => {
       ['eth0', 'ingress', 30e6],
       ['net1', 'egress', 50e6],
       ['net1', 'ingress', 40e6],
-    ]);
+    ]);    // applying the same annotations again changes nothing in the kernel
+    const before = await snapshotNs(container);
+    const again = await applyQos(nsRef(container), spec!);
+    expect(again.plan.ip).toEqual([]);
+    expect(await snapshotNs(container)).toBe(before);
   });
 
   for (const dir of ['egress', 'ingress'] as const) {
