@@ -64,9 +64,12 @@ export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions
   let warnings: string[] = [];
   try {
     const [caps, observed] = await Promise.all([opts.caps ?? capabilities(), discover(tools)]);
+    // before anything that may throw: a namespace that was shaped keeps its shaping when an
+    // update is refused (a bad interface name), it is rolled back only after a failed first apply
+    hadOurs = !isEmptyPlan(planRemove(observed));
     vf = await prepareVfEgress(observed, spec, sriovOf(opts));
+    hadOurs ||= vf.plan.drop.length > 0;
     plan = planApply({ spec, observed, caps, defaultLatencyUs: opts.defaultLatencyUs, egressInHardware: vf.plan.hardwareOnly });
-    hadOurs = !isEmptyPlan(planRemove(observed)) || vf.plan.drop.length > 0;
     warnings = await applyPlan(tools, plan);
     // the PF side last: a namespace that could not be shaped never leaves a cap behind
     await applyVfPlan(vf.plan, sriovOf(opts));

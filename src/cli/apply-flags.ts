@@ -5,6 +5,7 @@
 import { readBits, readInterfaces, readQueueLatency, type Checked } from '../domain/annotations.js';
 import type { Direction, QosSpec } from '../domain/spec.js';
 import { invalidFlag, stringFlag, usageError, type CommandSpec, type FlagSpec, type ParsedArgs } from './args.js';
+import { IFACE_FLAGS, readIfaceFlags } from './apply-iface-flags.js';
 
 export const APPLY_FLAGS: Readonly<Record<string, FlagSpec>> = {
   egress: { type: 'string' },
@@ -13,6 +14,7 @@ export const APPLY_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'ingress-burst': { type: 'string' },
   'queue-latency': { type: 'string' },
   interfaces: { type: 'string' },
+  ...IFACE_FLAGS,
 };
 
 const RATE_EXAMPLE = 'use a value such as "10M" (10 Mbit/s) or "1Gi"';
@@ -39,12 +41,14 @@ export function readApplyFlags(spec: CommandSpec, args: ParsedArgs): QosSpec {
     if (rateBps === undefined) continue;
     out[dir] = burstBits === undefined ? { rateBps } : { rateBps, burstBits };
   }
-  if (!out.egress && !out.ingress) {
-    throw usageError(spec, 'give --egress and/or --ingress (to unshape, use netqos remove)');
-  }
   const latency = flag(args, 'queue-latency', readQueueLatency, LATENCY_EXAMPLE);
   if (latency !== undefined) out.queueLatencyUs = latency;
   const interfaces = flag(args, 'interfaces', readInterfaces, INTERFACES_EXAMPLE);
   if (interfaces !== undefined) out.interfaces = interfaces;
+  const perInterface = readIfaceFlags(spec, args, out);
+  if (perInterface !== undefined) out.perInterface = perInterface;
+  if (!out.egress && !out.ingress && !out.perInterface) {
+    throw usageError(spec, 'give --egress and/or --ingress (to unshape, use netqos remove)');
+  }
   return out;
 }

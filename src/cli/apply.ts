@@ -21,7 +21,8 @@ export const apply: Command = {
     name: 'apply',
     usage:
       `netqos apply ${TARGET_USAGE} [--egress RATE] [--ingress RATE] [--egress-burst BITS] ` +
-      '[--ingress-burst BITS] [--queue-latency DURATION] [--interfaces IF[,IF...]]',
+      '[--ingress-burst BITS] [--queue-latency DURATION] [--interfaces IF[,IF...]] ' +
+      '[--iface-egress IF=RATE[,...]] [--iface-ingress IF=RATE[,...]] [--iface-egress-burst IF=BITS[,...]] [--iface-ingress-burst IF=BITS[,...]]',
     flags: { ...TARGET_FLAGS, ...APPLY_FLAGS },
     maxPositionals: 1,
   },
@@ -37,6 +38,11 @@ export const apply: Command = {
     '  --ingress-burst BITS',
     '  --queue-latency DURATION   how long the leaf queue may hold packets ("5ms"); default from the config',
     '  --interfaces IF[,IF...]    only these interfaces; default every veth/macvlan/ipvlan/VF',
+    '  --iface-egress IF=RATE[,IF=RATE...]   this interface\'s own egress rate, replacing --egress there',
+    '  --iface-ingress IF=RATE[,...]         this interface\'s own ingress rate, replacing --ingress there',
+    '  --iface-egress-burst IF=BITS[,...]    this interface\'s own burst (with its own rate, or --egress\'s)',
+    '  --iface-ingress-burst IF=BITS[,...]',
+    '                             (docs/per-interface.md; an --iface-* limit alone shapes only that interface)',
   ].join('\n'),
   async run(args, io) {
     const spec = readApplyFlags(this.spec, args);

@@ -8,7 +8,9 @@ import { NEVER, optional, pipe, strictObject, string, transform } from 'zod/mini
 import type { output } from 'zod/mini';
 import { checkClasses, CLASSES_EXAMPLE, readClassList, readSubnets, SUBNETS_EXAMPLE } from './classes.js';
 import { readDuration } from './duration.js';
+import { readIfname } from './ifname.js';
 import { NetqosError } from './errors.js';
+import { findPerInterfaceKeys, NETQOS_PREFIX, readPerInterface, type SuffixTable } from './per-interface.js';
 import { readQuantity } from './quantity.js';
 import type { Direction, DirectionLimit, QosSpec } from './spec.js';
 
@@ -30,7 +32,7 @@ export const CLASSES_KEYS = {
 export const UNSHAPED_SUBNETS_KEY = 'netqos.io/unshaped-subnets';
 export const QUEUE_LATENCY_KEY = 'netqos.io/queue-latency';
 export const INTERFACES_KEY = 'netqos.io/interfaces';
-export const NETQOS_PREFIX = 'netqos.io/';
+export { NETQOS_PREFIX };
 /** CRI-O hands the pod's annotations to hooks as one JSON-encoded string under this key */
 export const CRIO_ANNOTATIONS_KEY = 'io.kubernetes.cri-o.Annotations';
 
@@ -49,8 +51,6 @@ export const MIN_BITS = 1e3;
 export const MAX_BITS = 1e15;
 export const MIN_QUEUE_LATENCY_US = 100;
 export const MAX_QUEUE_LATENCY_US = 1_000_000;
-/** IFNAMSIZ - 1: the kernel's limit on an interface name, in bytes */
-const MAX_IFNAME_BYTES = 15;
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string };
 const ok = <T>(value: T): Checked<T> => ({ ok: true, value });
@@ -82,27 +82,16 @@ export function readQueueLatency(text: string): Checked<number> {
   return ok(Math.round(us)); // sub-microsecond precision means nothing to a queue
 }
 
-/**
- * A comma-separated list of interface names, each one the kernel would accept
- * (dev_valid_name: 1..15 bytes, not "." or "..", no "/", ":" or whitespace).
- */
+/** A comma-separated list of interface names, each one readIfname accepts, none twice. */
 export function readInterfaces(text: string): Checked<string[]> {
   const names = text.split(',').map((name) => name.trim());
   if (names.length === 1 && names[0] === '') return bad('no interface named');
   const seen = new Set<string>();
   for (const name of names) {
     if (name === '') return bad('empty name in the list');
-    const shown = JSON.stringify(name);
-    if (Buffer.byteLength(name, 'utf8') > MAX_IFNAME_BYTES) {
-      return bad(`${shown} is longer than ${MAX_IFNAME_BYTES} bytes`);
-    }
-    if (name === '.' || name === '..') return bad(`${shown} is not an interface name`);
-    const badChar = /[/:]|\s|[\x00-\x1f\x7f]/.exec(name)?.[0];
-    if (badChar !== undefined) {
-      const what = badChar === '/' || badChar === ':' ? `"${badChar}"` : 'whitespace or a control character';
-      return bad(`${shown} contains ${what}`);
-    }
-    if (seen.has(name)) return bad(`${shown} is listed twice`);
+    const r = readIfname(name);
+    if (!r.ok) return r;
+    if (seen.has(name)) return bad(`${JSON.stringify(name)} is listed twice`);
     seen.add(name);
   }
   return ok(names);
@@ -118,6 +107,17 @@ const EXAMPLE: Readonly<Record<string, string>> = {
   [CLASSES_KEYS.ingress]: CLASSES_EXAMPLE,
   [CLASSES_KEYS.egress]: CLASSES_EXAMPLE,
   [UNSHAPED_SUBNETS_KEY]: SUBNETS_EXAMPLE,
+};
+
+/**
+ * The per-interface keys `netqos.io/<ifname>.<suffix>` (per-interface.ts, docs/per-interface.md):
+ * one entry per suffix, read like the pod-wide key of the same meaning.
+ */
+export const PER_INTERFACE_SUFFIXES: SuffixTable = {
+  'ingress-bandwidth': { dir: 'ingress', field: 'rateBps', read: (t) => readBits(t, 'bit/s'), example: EXAMPLE[BANDWIDTH_KEYS.ingress]!, noun: 'a bandwidth' },
+  'egress-bandwidth': { dir: 'egress', field: 'rateBps', read: (t) => readBits(t, 'bit/s'), example: EXAMPLE[BANDWIDTH_KEYS.egress]!, noun: 'a bandwidth' },
+  'ingress-burst': { dir: 'ingress', field: 'burstBits', read: (t) => readBits(t, 'bits'), example: EXAMPLE[BURST_KEYS.ingress]!, noun: 'a burst' },
+  'egress-burst': { dir: 'egress', field: 'burstBits', read: (t) => readBits(t, 'bits'), example: EXAMPLE[BURST_KEYS.egress]!, noun: 'a burst' },
 };
 
 /** zod schema of one annotation value: a string that `read` accepts */
@@ -160,8 +160,12 @@ const isOurs = (key: string): boolean =>
  * netqos.io/ key: the container is left untouched). Throws INVALID_ANNOTATION otherwise.
  */
 export function parseAnnotations(annotations: Readonly<Record<string, string>>): QosSpec | null {
-  const ours = pickOurs(annotations);
-  if (ours === undefined) return null;
+  const all = pickOurs(annotations);
+  if (all === undefined) return null;
+  const found = findPerInterfaceKeys(all, PER_INTERFACE_SUFFIXES);
+  if (!found.ok) throw invalid(found.key, all[found.key], found.why);
+  // the pod-wide keys go through the schema (or the hot path); the per-interface ones come after
+  const ours = found.value.length === 0 ? all : withoutKeys(all, found.value.map((f) => f.key));
   const p = readBandwidthOnly(ours) ?? readWithSchema(ours);
   const spec: QosSpec = {};
   for (const dir of ['ingress', 'egress'] as const) {
@@ -192,7 +196,16 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
     }
     spec[dir] = limit;
   }
-  if (!spec.ingress && !spec.egress) {
+  const interfaces = p[INTERFACES_KEY];
+  const perIf = readPerInterface(
+    all,
+    PER_INTERFACE_SUFFIXES,
+    found.value,
+    spec,
+    interfaces && { names: interfaces, shown: `${INTERFACES_KEY}=${show(ours[INTERFACES_KEY])}` },
+  );
+  if (!perIf.ok) throw invalid(perIf.key, all[perIf.key], perIf.why);
+  if (!spec.ingress && !spec.egress && perIf.value === undefined) {
     const key = NETQOS_KEYS.find((k) => k in ours) ?? '';
     throw invalid(
       key,
@@ -203,11 +216,17 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
   }
   const latency = p[QUEUE_LATENCY_KEY];
   if (latency !== undefined) spec.queueLatencyUs = latency;
-  const interfaces = p[INTERFACES_KEY];
   if (interfaces !== undefined) spec.interfaces = interfaces;
   const subnets = p[UNSHAPED_SUBNETS_KEY];
   if (subnets !== undefined) spec.unshapedSubnets = subnets;
+  if (perIf.value !== undefined) spec.perInterface = perIf.value;
   return spec;
+}
+
+function withoutKeys(ours: Record<string, unknown>, drop: readonly string[]): Record<string, unknown> {
+  const rest: Record<string, unknown> = {};
+  for (const key of Object.keys(ours)) if (!drop.includes(key)) rest[key] = ours[key];
+  return rest;
 }
 
 /**
@@ -239,7 +258,12 @@ function readWithSchema(ours: Record<string, unknown>): Parsed {
   const issue = issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0];
   if (issue?.code === 'unrecognized_keys') {
     const key = issue.keys[0] ?? '';
-    throw invalid(key, ours[key], `unknown netqos.io key; the known ones are ${NETQOS_KEYS.join(', ')}`);
+    const perIf = Object.keys(PER_INTERFACE_SUFFIXES).map((suffix) => `.${suffix}`).join(', ');
+    throw invalid(
+      key,
+      ours[key],
+      `unknown netqos.io key; the known ones are ${NETQOS_KEYS.join(', ')}, and per interface netqos.io/<ifname>${perIf}`,
+    );
   }
   const key = String(issue?.path[0] ?? '');
   const why = issue?.code === 'custom' ? issue.message : 'not a string';
@@ -291,7 +315,9 @@ function parseBlob(blob: string): Record<string, unknown> {
 
 /** The one-line rejection: key, value, why and a valid example. */
 function invalid(key: string, value: unknown, why: string): NetqosError {
-  return new NetqosError('INVALID_ANNOTATION', `invalid annotation ${key}=${show(value)}: ${why}`);
+  // a key with a control character in it (a per-interface key can carry any name) stays one line
+  const shownKey = /[\x00-\x1f\x7f]/.test(key) ? JSON.stringify(key) : key;
+  return new NetqosError('INVALID_ANNOTATION', `invalid annotation ${shownKey}=${show(value)}: ${why}`);
 }
 
 /** The value as the user wrote it: quoted, escaped to one line, cut short if huge. */

@@ -4,7 +4,7 @@
  * nothing, and a new rate becomes a `class replace` (in place, flows keep going).
  */
 import type { Capabilities, Link, Observed } from '../domain/link.js';
-import type { QosSpec } from '../domain/spec.js';
+import type { DirectionLimit, QosSpec } from '../domain/spec.js';
 import type { IpOp, Plan } from './ops.js';
 import { emptyPlan } from './ops.js';
 import { htbTree } from './htb-tree.js';
@@ -47,9 +47,12 @@ export function planApply(input: ApplyInput): Plan {
     plan: emptyPlan(),
     latencyUs: spec.queueLatencyUs ?? input.defaultLatencyUs ?? DEFAULT_QUEUE_LATENCY_US,
   };
-  for (const link of selectTargets(observed.links, spec.interfaces)) {
-    planEgress(ctx, link);
-    planIngress(ctx, link);
+  const overrides = spec.perInterface ?? {};
+  for (const link of selectTargets(observed.links, spec.interfaces, Object.keys(overrides))) {
+    const own = Object.hasOwn(overrides, link.name) ? overrides[link.name] : undefined;
+    // an override replaces the pod-wide limit of its direction on its interface only
+    planEgress(ctx, link, own?.egress ?? spec.egress);
+    planIngress(ctx, link, own?.ingress ?? spec.ingress);
   }
   return ctx.plan;
 }
@@ -60,9 +63,10 @@ interface Ctx {
   latencyUs: number;
 }
 
-function planEgress({ input, plan, latencyUs }: Ctx, link: Link): void {
+function planEgress({ input, plan, latencyUs }: Ctx, link: Link, wanted: DirectionLimit | undefined): void {
   const { observed } = input;
-  const want = input.egressInHardware?.includes(link.name) ? undefined : input.spec.egress;
+  // a VF capped in hardware only (config vfEgress "hardware") gets no egress tree
+  const want = input.egressInHardware?.includes(link.name) ? undefined : wanted;
   if (!want) {
     if (hasOurRoot(observed, link.name)) {
       plan.tc.push({ object: 'qdisc', verb: 'delete', dev: link.name, parent: 'root' });
@@ -89,9 +93,8 @@ function planEgress({ input, plan, latencyUs }: Ctx, link: Link): void {
   plan.shaped.push({ dev: link.name, direction: 'egress', ...tree.shaped });
 }
 
-function planIngress({ input, plan, latencyUs }: Ctx, link: Link): void {
+function planIngress({ input, plan, latencyUs }: Ctx, link: Link, want: DirectionLimit | undefined): void {
   const { observed } = input;
-  const want = input.spec.ingress;
   const ifb = ifbName(link.index);
   const ifbLink = observed.links.find((l) => l.name === ifb);
   if (!want) {

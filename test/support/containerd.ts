@@ -26,7 +26,7 @@
  * is torn down by the next startLab (its owner process is gone).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { isDir, readText, safeReaddir } from './fs-quiet.js';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -44,6 +44,7 @@ const LAB_PREFIX = 'nqt-ctrd-';
 const LAB_PARENT = '/tmp';
 const CGROUP_ROOT = '/sys/fs/cgroup';
 const SHIM_SOCKET_DIR = '/run/containerd/s';
+const CNI_SYSTEM_BIN = '/usr/lib/cni';
 const K8S_NS = 'k8s.io';
 export const PAUSE_IMAGE = 'nqt.local/pause:1';
 export const BUSYBOX_IMAGE = 'nqt.local/busybox:1';
@@ -342,13 +343,16 @@ export async function sweepStaleLabs(): Promise<TeardownReport[]> {
 // ------------------------------------------------------------------------------------- config
 
 function render(template: string, values: Record<string, string>): string {
-  const text = readFileSync(join(FIXTURES, template), 'utf8');
-  const out = text.replace(/@@([A-Z_]+)@@/g, (_, k: string) => {
+  return fill(readFileSync(join(FIXTURES, template), 'utf8'), values, template);
+}
+
+/** @@KEY@@ -> values[KEY] */
+function fill(text: string, values: Record<string, string>, what: string): string {
+  return text.replace(/@@([A-Z_]+)@@/g, (_, k: string) => {
     const v = values[k];
-    if (v === undefined) throw new Error(`${template}: no value for @@${k}@@`);
+    if (v === undefined) throw new Error(`${what}: no value for @@${k}@@`);
     return v;
   });
-  return out;
 }
 
 // ------------------------------------------------------------------------------------- the lab
@@ -361,6 +365,10 @@ export interface LabOptions {
   preinstalled?: Record<string, string>;
   /** drop-in configs for plugin_config_path: file name -> text */
   pluginConfigs?: Record<string, string>;
+  /** executables for the lab's CNI bin dir (beside links to /usr/lib/cni's plugins): name -> text */
+  cniPlugins?: Record<string, string>;
+  /** plugin configs appended to the lab's conflist chain, after the bridge; strings may hold @@DIR@@ and the like */
+  cniChain?: Record<string, unknown>[];
 }
 
 export interface RunPodOptions {
@@ -410,6 +418,8 @@ export class ContainerdLab {
   /** NRI plugin_config_path: NN-name.conf drop-ins */
   readonly pluginConfigDir: string;
   readonly cniConfDir: string;
+  /** CNI bin dir: links to /usr/lib/cni's plugins plus LabOptions.cniPlugins */
+  readonly cniBinDir: string;
   readonly configFile: string;
   readonly logFile: string;
   readonly subnet: string;
@@ -435,6 +445,7 @@ export class ContainerdLab {
     this.pluginDir = `${this.dir}/nri-plugins`;
     this.pluginConfigDir = `${this.dir}/nri-conf.d`;
     this.cniConfDir = `${this.dir}/cni/net.d`;
+    this.cniBinDir = `${this.dir}/cni/bin`;
     this.configFile = `${this.dir}/containerd.toml`;
     this.logFile = `${this.dir}/containerd.log`;
     this.subnet = subnet;
@@ -488,7 +499,7 @@ export class ContainerdLab {
 
   private async prepare(opts: LabOptions): Promise<void> {
     const d = this.dir;
-    for (const sub of ['root', 'state', 'tmp', 'runc', 'nri', 'opt', 'cni/net.d', 'cni-ipam', 'varlib/upper', 'varlib/work', 'nri-plugins', 'nri-conf.d', 'logs', 'pods']) {
+    for (const sub of ['root', 'state', 'tmp', 'runc', 'nri', 'opt', 'cni/net.d', 'cni/bin', 'cni-ipam', 'varlib/upper', 'varlib/work', 'nri-plugins', 'nri-conf.d', 'logs', 'pods']) {
       mkdirSync(join(d, sub), { recursive: true });
     }
     saveRecord(this.record);
@@ -502,6 +513,7 @@ export class ContainerdLab {
       ADDRESS: this.address,
       PAUSE_IMAGE,
       CNI_CONF_DIR: this.cniConfDir,
+      CNI_BIN_DIR: this.cniBinDir,
       NRI_SOCKET: this.nriSocket,
       NRI_PLUGIN_DIR: this.pluginDir,
       NRI_PLUGIN_CONFIG_DIR: this.pluginConfigDir,
@@ -510,7 +522,14 @@ export class ContainerdLab {
       GATEWAY: this.gateway,
     };
     writeFileSync(this.configFile, render(this.version === '2.1' ? 'containerd-2.1.toml' : 'containerd-1.7.toml', values));
-    writeFileSync(join(this.cniConfDir, '10-nqt-bridge.conflist'), render('10-nqt-bridge.conflist', values));
+    const conflist = JSON.parse(render('10-nqt-bridge.conflist', values)) as { plugins: unknown[] };
+    conflist.plugins.push(...(JSON.parse(fill(JSON.stringify(opts.cniChain ?? []), values, 'cniChain')) as unknown[]));
+    writeFileSync(join(this.cniConfDir, '10-nqt-bridge.conflist'), `${JSON.stringify(conflist, null, 2)}\n`);
+    for (const f of safeReaddir(CNI_SYSTEM_BIN)) symlinkSync(join(CNI_SYSTEM_BIN, f), join(this.cniBinDir, f));
+    for (const [file, text] of Object.entries(opts.cniPlugins ?? {})) {
+      if (!/^nqt-[a-z0-9-]+$/.test(file)) throw new Error(`CNI plugin ${file}: name it nqt-<name>`);
+      writeFileSync(join(this.cniBinDir, file), text, { mode: 0o755 });
+    }
     for (const [file, text] of Object.entries(opts.preinstalled ?? {})) this.installPlugin(file, text);
     for (const [file, text] of Object.entries(opts.pluginConfigs ?? {})) writeFileSync(join(this.pluginConfigDir, file), text);
     buildImage(join(d, 'images.tar'), [PAUSE_IMAGE, BUSYBOX_IMAGE]);

@@ -282,7 +282,8 @@ describe('parseAnnotations: netqos.io keys', () => {
   });
 
   const KNOWN =
-    'the known ones are netqos.io/ingress-burst, netqos.io/egress-burst, netqos.io/queue-latency, netqos.io/interfaces, netqos.io/ingress-classes, netqos.io/egress-classes, netqos.io/unshaped-subnets';
+    'the known ones are netqos.io/ingress-burst, netqos.io/egress-burst, netqos.io/queue-latency, netqos.io/interfaces, netqos.io/ingress-classes, netqos.io/egress-classes, netqos.io/unshaped-subnets, ' +
+    'and per interface netqos.io/<ifname>.ingress-bandwidth, .egress-bandwidth, .ingress-burst, .egress-burst';
   const unknown: Array<[Record<string, string>, string]> = [
     [{ [EG]: '10M', 'netqos.io/egress-brust': '1M' }, `netqos.io/egress-brust="1M"`],
     [{ [EG]: '10M', 'netqos.io/latency': '5ms' }, `netqos.io/latency="5ms"`],
@@ -348,7 +349,7 @@ describe('parseAnnotations: the CRI-O annotations blob', () => {
       `invalid annotation ${EG}="10Mbit": not a Kubernetes quantity; ${BW_EXAMPLE}`,
     );
     expect(rejection({ [CRIO]: blob({ [EG]: '10M', 'netqos.io/brust': '1M' }) })).toBe(
-      `invalid annotation netqos.io/brust="1M": unknown netqos.io key; the known ones are netqos.io/ingress-burst, netqos.io/egress-burst, netqos.io/queue-latency, netqos.io/interfaces, netqos.io/ingress-classes, netqos.io/egress-classes, netqos.io/unshaped-subnets`,
+      `invalid annotation netqos.io/brust="1M": unknown netqos.io key; the known ones are netqos.io/ingress-burst, netqos.io/egress-burst, netqos.io/queue-latency, netqos.io/interfaces, netqos.io/ingress-classes, netqos.io/egress-classes, netqos.io/unshaped-subnets, and per interface netqos.io/<ifname>.ingress-bandwidth, .egress-bandwidth, .ingress-burst, .egress-burst`,
     );
     expect(rejection({ [EG]: '10M', [CRIO]: blob({ [IN_BURST]: '1M' }) })).toBe(
       `invalid annotation ${IN_BURST}="1M": a burst needs ${IN} on the same container; add it, e.g. ${IN}="10M"`,
