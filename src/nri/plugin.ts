@@ -92,6 +92,8 @@ export class NetqosPlugin implements PluginHandlers {
   private background: Promise<void> = Promise.resolve();
   private readonly engine: PodEngine;
   private readonly overrides: Overrides;
+  /** per pod, how many times it was stopped or removed: a re-apply queued before that is void */
+  private readonly ends = new Map<string, number>();
 
   constructor(private readonly opts: PluginOptions) {
     this.engine = opts.engine ?? realEngine;
@@ -153,6 +155,7 @@ export class NetqosPlugin implements PluginHandlers {
   }
 
   async stopPodSandbox(pod: PodSandbox): Promise<void> {
+    this.ends.set(pod.id, (this.ends.get(pod.id) ?? 0) + 1);
     await this.serial(pod.id, async () => {
       await this.unshape(pod, 'stop');
       this.forgetOverride(pod.id);
@@ -160,6 +163,7 @@ export class NetqosPlugin implements PluginHandlers {
   }
 
   async removePodSandbox(pod: PodSandbox): Promise<void> {
+    this.ends.set(pod.id, (this.ends.get(pod.id) ?? 0) + 1);
     await this.serial(pod.id, async () => {
       await this.unshape(pod, 'remove');
       this.pods.delete(pod.id);
@@ -193,7 +197,8 @@ export class NetqosPlugin implements PluginHandlers {
       if (ref === undefined || this.engine.identity(ref) === undefined) continue; // stopped: its namespace is gone
       if (this.shapeable(pod, label) === undefined) continue;
       const rec = { label, namespace: pod.namespace, name: pod.name, ref, annotated: spec, spec: this.effective(pod.id, label, spec), identity: '' };
-      work.push(() => this.reapply(pod.id, rec));
+      const ends = this.ends.get(pod.id) ?? 0;
+      work.push(() => this.reapply(pod.id, rec, ends));
     }
     log.info({ pods: pods.length, shaping: work.length }, 'synchronized: re-applying shaping');
     this.background = this.background.then(() => pool(work, this.opts.syncConcurrency ?? 4));
@@ -218,9 +223,11 @@ export class NetqosPlugin implements PluginHandlers {
     return ref;
   }
 
-  private async reapply(id: string, rec: PodRecord): Promise<void> {
+  private async reapply(id: string, rec: PodRecord, ends: number): Promise<void> {
     const { label, ref } = rec;
     await this.serial(id, async () => {
+      // stopped after Synchronize listed it (the pool had not reached it yet): never re-shape it
+      if ((this.ends.get(id) ?? 0) !== ends) return;
       try {
         const res = await this.engine.apply(ref, rec.spec, { defaultLatencyUs: this.opts.config().queueLatencyUs, timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS });
         this.remember(id, { ...rec, identity: this.engine.identity(ref) ?? '' });
