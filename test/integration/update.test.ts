@@ -1,9 +1,9 @@
 /**
  * Live updates on the real kernel: one iperf3 TCP stream (8 s) through a shaped veth, the limit
  * changed mid-flow (10M -> 20M and 30M -> 10M, egress and ingress), measured from our HTB root's
- * byte and backlog counters in 250 ms bins. From 1 s after the update returned, the L2 rate
- * over the bins the shaper was busy is within ±3 % of the new limit and no bin exceeds it by
- * 15 %; before it, within ±3 % of the old one (so the test fails when the update does nothing);
+ * byte counter in 250 ms bins. From 1 s after the update returned, the median bin's L2 rate is
+ * within ±3 % of the new limit and no bin exceeds it by 15 %; before it, within ±3 % of the
+ * old one (so the test fails when the update does nothing);
  * the stream finishes without error on its one connection; the qdiscs are the same objects. Then the built CLI: direct updates without a daemon, and refusals.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,9 +33,6 @@ const classLine = async (ns: string, dev: string): Promise<string> => (await tcI
 interface Window {
   bps: number;
   bins: number[];
-  /** the L2 rate over the bins the shaper was busy all through (a backlog at both ends) */
-  busyBps: number;
-  busyBins: number;
 }
 
 /** the L2 rate between two times (ms since sampling began), from the samples inside it */
@@ -45,17 +42,13 @@ function windowRate(series: readonly QdiscSample[], fromMs: number, toMs: number
   const last = inside[inside.length - 1];
   if (!first || !last || last === first) throw new Error(`no samples between ${fromMs} and ${toMs} ms`);
   const bins = inside.slice(1).map((s, i) => ((s.bytes - inside[i]!.bytes) * 8 * 1000) / (s.t - inside[i]!.t));
-  let busyBytes = 0;
-  let busyMs = 0;
-  let busyBins = 0;
-  inside.slice(1).forEach((s, i) => {
-    const prev = inside[i]!;
-    if (prev.backlog === 0 || s.backlog === 0) return;
-    busyBytes += s.bytes - prev.bytes;
-    busyMs += s.t - prev.t;
-    busyBins++;
-  });
-  return { bps: ((last.bytes - first.bytes) * 8 * 1000) / (last.t - first.t), bins, busyBps: busyMs > 0 ? (busyBytes * 8 * 1000) / busyMs : 0, busyBins };
+  return { bps: ((last.bytes - first.bytes) * 8 * 1000) / (last.t - first.t), bins };
+}
+
+function median(xs: readonly number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
 }
 
 /** the time the traffic ended: the last sample whose counter still grew */
@@ -119,15 +112,13 @@ root.describe('live update under a running flow', () => {
       const after = windowRate(series, updatedAt + 1000, end - BIN_MS);
       const why =
         `${c.dir} ${mbit(c.from)} -> ${mbit(c.to)}: update took ${updateMs.toFixed(1)} ms; before ${mbit(before.bps)}, ` +
-        `from +1 s ${mbit(after.bps)} busy ${mbit(after.busyBps)} in ${after.busyBins}/${after.bins.length} bins (bins ${after.bins.map((b) => (b / 1e6).toFixed(1)).join(' ')}), goodput ${mbit(iperf.receivedBps)}`;
+        `from +1 s ${mbit(after.bps)}, median bin ${mbit(median(after.bins))} (bins ${after.bins.map((b) => (b / 1e6).toFixed(1)).join(' ')}), goodput ${mbit(iperf.receivedBps)}`;
       process.stdout.write(`[update] ${why}\n`);
-      // the shaper's rate: bins it was busy all through (a lull of the TCP sender after a loss
-      // is the flow's, not the limit's; measured: single 250 ms bins down to 2.5M at 20M ingress,
-      // with and without an update), in at least half the bins of each window
-      expect(Math.abs(before.busyBps / c.from - 1), why).toBeLessThan(0.03);
-      expect(before.busyBins, why).toBeGreaterThanOrEqual(before.bins.length / 2);
-      expect(Math.abs(after.busyBps / c.to - 1), why).toBeLessThan(0.03);
-      expect(after.busyBins, why).toBeGreaterThanOrEqual(after.bins.length / 2);
+      // the median 250 ms bin: a lull of the TCP sender after a burst loss is the flow's, not the
+      // limit's (measured: single bins down to 2.5M at 20M ingress, with and without an update,
+      // and the queue often empty at the sampling instants there, so "busy bins" cannot tell)
+      expect(Math.abs(median(before.bins) / c.from - 1), why).toBeLessThan(0.03);
+      expect(Math.abs(median(after.bins) / c.to - 1), why).toBeLessThan(0.03);
       // and the new limit holds in every bin from +1 s
       for (const b of after.bins) expect(b / c.to, why).toBeLessThan(1.15);
       // one stream, one connection, no error (iperfClient throws on an error or a reset)
