@@ -24,6 +24,7 @@ const NO_API = join(dir, 'no-daemon.sock');
 const BIN_MS = 250;
 const SECONDS = 8;
 const UPDATE_AT_MS = 3000;
+afterAll(() => rmSync(dir, { recursive: true, force: true })); // also when -t skips the CLI tests
 const mbit = (bps: number): string => `${(bps / 1e6).toFixed(2)}M`;
 
 const ifindex = async (ns: string, dev: string): Promise<number> =>
@@ -166,7 +167,6 @@ root.describe('netqos update, the built CLI without a daemon', () => {
   });
   afterAll(async () => {
     await cleanupAll();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   root.it('updates in place on the namespace; refuses an unshaped target and bad values with one line', async () => {
