@@ -1,5 +1,5 @@
 /**
- * apply / remove / status for one target namespace: the one sequence every front end (OCI
+ * apply / update / remove / status for one target namespace: the one sequence every front end (OCI
  * hook, NRI plugin, CLI) uses. Validation happened before (a QosSpec is valid by type); here
  * we refuse the node's own namespace, read the namespace, plan, and apply.
  */
@@ -8,6 +8,12 @@ import { NetqosError } from './domain/errors.js';
 import type { QosSpec } from './domain/spec.js';
 import { emptyPlan, type Plan, type Shaped } from './plan/ops.js';
 import { planApply } from './plan/apply-plan.js';
+import { treeDevices } from './plan/current-spec.js';
+import { planUpdate, type UpdatePlan } from './plan/update-plan.js';
+import { DEFAULT_QUEUE_LATENCY_US } from './plan/params.js';
+import type { QosUpdate } from './domain/update.js';
+import { readHtbClasses } from './kernel/classes.js';
+import { readQdiscStats } from './kernel/stats.js';
 import { ifbDeletes, isEmptyPlan, planRemove } from './plan/remove-plan.js';
 import { renderIp } from './plan/render.js';
 import { applyPlan } from './kernel/apply.js';
@@ -80,6 +86,39 @@ export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions
     throw e;
   }
   return { shaped: plan.shaped, plan, vfRates: vf.plan.ops, warnings: [...warnings, ...vf.plan.warnings] };
+}
+
+export interface UpdateResult extends UpdatePlan {
+  shaped: Shaped[];
+}
+
+/**
+ * Changes the limits in force on a namespace netqos shapes, in place (update-plan.ts): reads
+ * the trees back, merges the update, applies class and leaf changes only. NOT_FOUND when the
+ * namespace is not shaped by netqos, or the update names a direction that is not shaped.
+ */
+export async function updateQos(ref: NetnsRef, update: QosUpdate, opts: EngineOptions = {}): Promise<UpdateResult> {
+  assertNotHost(ref);
+  const tools = opts.tools ?? openTools(ref, opts.timeoutMs);
+  try {
+    const [caps, observed] = await Promise.all([opts.caps ?? capabilities(), discover(tools)]);
+    const devs = [...new Set(treeDevices(observed).map((t) => t.dev))];
+    const [classes, qdiscs] = await Promise.all([readHtbClasses(ref, devs, opts.timeoutMs), readQdiscStats(ref, devs)]);
+    const res = planUpdate({
+      observed,
+      classes,
+      qdiscs,
+      update,
+      caps,
+      defaultLatencyUs: opts.defaultLatencyUs ?? DEFAULT_QUEUE_LATENCY_US,
+      target: describe(ref),
+    });
+    await applyPlan(tools, res.plan); // ends both sessions
+    return { ...res, shaped: res.plan.shaped };
+  } catch (e) {
+    await closeTools(tools);
+    throw e;
+  }
 }
 
 export interface RemoveResult {

@@ -10,6 +10,7 @@ import { CONFIG_PATH } from '../domain/config.js';
 import { NetqosError } from '../domain/errors.js';
 import { invalidFlag, parseCommandArgs, stringFlag, usageError, type CommandSpec } from '../cli/args.js';
 import { checkIdentity } from './stub.js';
+import { DEFAULT_API_SOCKET, DEFAULT_STATE_DIR } from './api-protocol.js';
 
 export const DEFAULT_NRI_SOCKET = '/var/run/nri/nri.sock';
 export const DEFAULT_LOCK_PATH = '/run/netqos/nri.lock';
@@ -18,8 +19,15 @@ export const DEFAULT_INDEX = '10';
 
 export const DAEMON_SPEC: CommandSpec = {
   name: 'netqos-nri',
-  usage: 'netqos-nri [--socket PATH] [--index NN] [--config PATH] [--lock PATH]',
-  flags: { socket: { type: 'string' }, index: { type: 'string' }, config: { type: 'string' }, lock: { type: 'string' } },
+  usage: 'netqos-nri [--socket PATH] [--index NN] [--config PATH] [--lock PATH] [--api PATH] [--state-dir DIR]',
+  flags: {
+    socket: { type: 'string' },
+    index: { type: 'string' },
+    config: { type: 'string' },
+    lock: { type: 'string' },
+    api: { type: 'string' },
+    'state-dir': { type: 'string' },
+  },
   maxPositionals: 0,
 };
 
@@ -31,6 +39,10 @@ export interface DaemonArgs {
   idx: string;
   configPath: string;
   lockPath: string;
+  /** the local API's unix socket */
+  apiPath: string;
+  /** where overrides.json is kept */
+  stateDir: string;
   help: boolean;
 }
 
@@ -38,9 +50,13 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
   const a = parseCommandArgs(DAEMON_SPEC, argv);
   const configPath = stringFlag(a, 'config') ?? env.NETQOS_CONFIG ?? CONFIG_PATH;
   const lockPath = stringFlag(a, 'lock') ?? DEFAULT_LOCK_PATH;
-  for (const [flag, path] of [['config', configPath], ['lock', lockPath]] as const) {
-    if (!path.startsWith('/')) throw invalidFlag(flag, path, 'not an absolute path', `use a path such as ${flag === 'lock' ? DEFAULT_LOCK_PATH : CONFIG_PATH}`);
+  const apiPath = stringFlag(a, 'api') ?? DEFAULT_API_SOCKET;
+  const stateDir = stringFlag(a, 'state-dir') ?? DEFAULT_STATE_DIR;
+  const examples = { config: CONFIG_PATH, lock: DEFAULT_LOCK_PATH, api: DEFAULT_API_SOCKET, 'state-dir': DEFAULT_STATE_DIR };
+  for (const [flag, path] of [['config', configPath], ['lock', lockPath], ['api', apiPath], ['state-dir', stateDir]] as const) {
+    if (!path.startsWith('/')) throw invalidFlag(flag, path, 'not an absolute path', `use a path such as ${examples[flag]}`);
   }
+  const paths = { configPath, lockPath, apiPath, stateDir };
   const help = a.values.help === true;
   const inherited = env.NRI_PLUGIN_SOCKET;
   if (inherited !== undefined && inherited !== '') {
@@ -57,11 +73,11 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
     const name = env.NRI_PLUGIN_NAME || PLUGIN_NAME;
     const idx = env.NRI_PLUGIN_IDX || DEFAULT_INDEX;
     checkIdentity(name, idx);
-    return { connection: { mode: 'pre-installed', fd }, name, idx, configPath, lockPath, help };
+    return { connection: { mode: 'pre-installed', fd }, name, idx, ...paths, help };
   }
   const socketPath = stringFlag(a, 'socket') ?? DEFAULT_NRI_SOCKET;
   if (!socketPath.startsWith('/')) throw invalidFlag('socket', socketPath, 'not an absolute path', `use a path such as ${DEFAULT_NRI_SOCKET}`);
   const idx = stringFlag(a, 'index') ?? DEFAULT_INDEX;
   if (!/^[0-9]{2}$/.test(idx)) throw invalidFlag('index', idx, 'not two digits', 'use a value such as 10 (plugins are called in ascending order)');
-  return { connection: { mode: 'external', socketPath }, name: PLUGIN_NAME, idx, configPath, lockPath, help };
+  return { connection: { mode: 'external', socketPath }, name: PLUGIN_NAME, idx, ...paths, help };
 }

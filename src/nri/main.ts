@@ -4,8 +4,10 @@
  *   netqos-nri [--socket /var/run/nri/nri.sock] [--index 10]     external daemon
  *   /opt/nri/plugins/10-netqos  (NRI_PLUGIN_SOCKET=3 ...)          launched by the runtime
  *
- * Takes the node's lock (one plugin per node), then serves the runtime until it is stopped
- * (SIGTERM, SIGINT) or, pre-installed, until the runtime closes the connection.
+ * Takes the node's lock (one plugin per node), loads the overrides kept by an earlier instance,
+ * opens the local API (api-server.ts), then serves the runtime until it is stopped (SIGTERM,
+ * SIGINT) or, pre-installed, until the runtime closes the connection. An API that cannot be
+ * opened is logged and the daemon shapes pods anyway: pods must not go unshaped for it.
  *
  * Logs: src/log.ts's JSON lines (pino's format) to the config's log file, not pino itself.
  * The daemon writes a few records per pod, so pino's speed buys nothing; its asynchronous
@@ -23,6 +25,10 @@ import { effectiveConfig, type EffectiveConfig } from './config.js';
 import { runDaemon } from './daemon.js';
 import { acquireLock, type Lock } from './lock.js';
 import { NetqosPlugin } from './plugin.js';
+import { join } from 'node:path';
+import { OVERRIDES_FILE } from './api-protocol.js';
+import { startApi, type ApiServer } from './api-server.js';
+import { OverrideStore } from './overrides.js';
 
 const say = (line: string): void => {
   try {
@@ -111,8 +117,12 @@ async function main(): Promise<number> {
     });
   }
 
+  const overrides = new OverrideStore(join(args.stateDir, OVERRIDES_FILE));
+  const loadProblem = overrides.load();
+  if (loadProblem !== undefined) log.error({}, loadProblem);
   const plugin = new NetqosPlugin({
     log,
+    overrides,
     config: () => current.config,
     configure: (req) => {
       current = loadConfig(args, req.config);
@@ -122,9 +132,15 @@ async function main(): Promise<number> {
   });
   const where = args.connection.mode === 'external' ? { socket: args.connection.socketPath } : { fd: args.connection.fd };
   log.info({ mode, ...where, plugin: args.name, idx: args.idx, lock: args.lockPath }, 'started');
+  const api: ApiServer | undefined = await startApi(args.apiPath, plugin, log).catch((e: unknown) => {
+    log.error({ api: args.apiPath, err: oneLine(e) }, 'local API not available: netqos update --pod will not reach this daemon');
+    return undefined;
+  });
+  if (api) log.info({ api: api.path, overrides: overrides.path, kept: overrides.all().size }, 'local API listening');
   await runDaemon({ connection: args.connection, name: args.name, idx: args.idx, handlers: plugin, log, signal: stop.signal });
   // let a pod operation under way finish its ip/tc batch (bounded: we are being stopped)
   await Promise.race([plugin.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
+  await api?.close();
   await lock.release();
   log.info({}, 'stopped');
   return 0;

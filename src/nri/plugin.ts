@@ -15,27 +15,47 @@
  * - Synchronize: every pod the runtime lists is re-applied (applying is idempotent and repairs
  *   what is missing) in the background, so the reply stays well inside the runtime's timeout.
  *
+ * - update (the local API, api-server.ts): changes the limits of a pod in place and keeps the
+ *   change as an override (overrides.ts), applied on top of the annotations whenever the pod is
+ *   shaped again, also by a restarted daemon; the override ends with the pod.
+ *
  * Operations on one pod run one after another, in the order they were asked for.
  */
 import { parseAnnotations } from '../domain/annotations.js';
 import type { Config } from '../domain/config.js';
 import { isNetqosError, NetqosError, oneLine } from '../domain/errors.js';
 import type { QosSpec } from '../domain/spec.js';
+import { applyUpdate, mergeUpdates, type QosUpdate } from '../domain/update.js';
 import { describe, type NetnsRef } from '../kernel/netns.js';
 import type { Logger } from '../log.js';
 import { realEngine, type PodEngine } from './pod-engine.js';
 import { releaseOrphanVfs, sriovFromConfig } from '../engine.js';
 import { podLabel, podNetnsRef } from './pod-netns.js';
+import { selectPod, type PodView } from './api-protocol.js';
+import type { OverrideRecord } from './overrides.js';
 import type { ConfigureRequest, PodSandbox } from './proto.js';
 import type { CallInfo, PluginHandlers } from './stub.js';
 
 /** what the plugin remembers of a pod it shaped */
 export interface PodRecord {
   label: string;
+  namespace: string;
+  name: string;
   ref: NetnsRef;
   /** dev:inode of the namespace when it was shaped */
   identity: string;
+  /** what the annotations ask for */
+  annotated: QosSpec;
+  /** what is in force: the annotations with the pod's override on top */
   spec: QosSpec;
+}
+
+/** where overrides are kept (overrides.ts's OverrideStore; tests may keep them in memory) */
+export interface Overrides {
+  get(id: string): OverrideRecord | undefined;
+  set(id: string, rec: OverrideRecord): void;
+  delete(id: string): void;
+  retain(ids: ReadonlySet<string>): void;
 }
 
 export interface PluginOptions {
@@ -47,6 +67,20 @@ export interface PluginOptions {
   configure?: (req: ConfigureRequest) => void;
   /** how many pods Synchronize re-applies at once; default 4 */
   syncConcurrency?: number;
+  /** the updates made through the API; default: kept in memory only */
+  overrides?: Overrides;
+}
+
+function memoryOverrides(): Overrides {
+  const m = new Map<string, OverrideRecord>();
+  return {
+    get: (id) => m.get(id),
+    set: (id, rec) => void m.set(id, rec),
+    delete: (id) => void m.delete(id),
+    retain: (ids) => {
+      for (const id of [...m.keys()]) if (!ids.has(id)) m.delete(id);
+    },
+  };
 }
 
 /** the share of the runtime's request timeout one child process (ip, tc) may take */
@@ -58,9 +92,13 @@ export class NetqosPlugin implements PluginHandlers {
   private readonly queues = new Map<string, Promise<void>>();
   private background: Promise<void> = Promise.resolve();
   private readonly engine: PodEngine;
+  private readonly overrides: Overrides;
+  /** per pod, how many times it was stopped or removed: a re-apply queued before that is void */
+  private readonly ends = new Map<string, number>();
 
   constructor(private readonly opts: PluginOptions) {
     this.engine = opts.engine ?? realEngine;
+    this.overrides = opts.overrides ?? memoryOverrides();
   }
 
   /** the pods currently shaped, by sandbox id (a copy) */
@@ -98,11 +136,13 @@ export class NetqosPlugin implements PluginHandlers {
     if (spec === null) return; // asks for nothing: never touched
     const ref = this.shapeable(pod, label);
     if (ref === undefined) return;
+    const annotated = spec;
+    const wanted = this.effective(pod.id, label, annotated);
     const timeoutMs = call.timeoutMs === undefined ? BACKGROUND_CHILD_TIMEOUT_MS : Math.max(100, call.timeoutMs * CHILD_SHARE);
     await this.serial(pod.id, async () => {
       const started = performance.now();
       const res = await this.engine
-        .apply(ref, spec, { defaultLatencyUs: config.queueLatencyUs, timeoutMs, sriov: sriovFromConfig(config) })
+        .apply(ref, wanted, { defaultLatencyUs: config.queueLatencyUs, timeoutMs, sriov: sriovFromConfig(config) })
         .catch((e: unknown) => Promise.reject(forPod(label, e)));
       if (call.signal.aborted) {
         // the runtime was already told this pod failed: it will not be started, undo
@@ -110,21 +150,25 @@ export class NetqosPlugin implements PluginHandlers {
         log.warn({ pod: label }, 'shaped after the runtime gave up on the pod: removed again');
         return;
       }
-      this.remember(pod.id, { label, ref, spec, identity: this.engine.identity(ref) ?? '' });
+      this.remember(pod.id, { label, namespace: pod.namespace, name: pod.name, ref, annotated, spec: wanted, identity: this.engine.identity(ref) ?? '' });
       log.info({ pod: label, netns: describe(ref), shaped: res.shaped.map(summary), ms: Math.round(performance.now() - started) }, 'shaped');
     });
   }
 
   async stopPodSandbox(pod: PodSandbox): Promise<void> {
+    this.ends.set(pod.id, (this.ends.get(pod.id) ?? 0) + 1);
     await this.serial(pod.id, async () => {
       await this.unshape(pod, 'stop');
+      this.forgetOverride(pod.id);
     });
   }
 
   async removePodSandbox(pod: PodSandbox): Promise<void> {
+    this.ends.set(pod.id, (this.ends.get(pod.id) ?? 0) + 1);
     await this.serial(pod.id, async () => {
       await this.unshape(pod, 'remove');
       this.pods.delete(pod.id);
+      this.forgetOverride(pod.id);
     });
   }
 
@@ -133,6 +177,11 @@ export class NetqosPlugin implements PluginHandlers {
     const listed = new Set(pods.map((p) => p.id));
     for (const id of this.pods.keys()) {
       if (!listed.has(id)) this.pods.delete(id); // removed while we were away: its namespace went with it
+    }
+    try {
+      this.overrides.retain(listed); // an override ends with its pod
+    } catch (e) {
+      log.error({ err: oneLine(e) }, 'could not forget the overrides of pods that are gone');
     }
     const work: (() => Promise<void>)[] = [];
     for (const pod of pods) {
@@ -148,7 +197,9 @@ export class NetqosPlugin implements PluginHandlers {
       const ref = podNetnsRef(pod);
       if (ref === undefined || this.engine.identity(ref) === undefined) continue; // stopped: its namespace is gone
       if (this.shapeable(pod, label) === undefined) continue;
-      work.push(() => this.reapply(pod.id, label, ref, spec));
+      const rec = { label, namespace: pod.namespace, name: pod.name, ref, annotated: spec, spec: this.effective(pod.id, label, spec), identity: '' };
+      const ends = this.ends.get(pod.id) ?? 0;
+      work.push(() => this.reapply(pod.id, rec, ends));
     }
     log.info({ pods: pods.length, shaping: work.length }, 'synchronized: re-applying shaping');
     this.background = this.background.then(() => pool(work, this.opts.syncConcurrency ?? 4));
@@ -173,20 +224,76 @@ export class NetqosPlugin implements PluginHandlers {
     return ref;
   }
 
-  private async reapply(id: string, label: string, ref: NetnsRef, spec: QosSpec): Promise<void> {
+  private async reapply(id: string, rec: PodRecord, ends: number): Promise<void> {
+    const { label, ref } = rec;
     await this.serial(id, async () => {
+      // stopped after Synchronize listed it (the pool had not reached it yet): never re-shape it
+      if ((this.ends.get(id) ?? 0) !== ends) return;
       try {
-        const res = await this.engine.apply(ref, spec, {
+        const res = await this.engine.apply(ref, rec.spec, {
           defaultLatencyUs: this.opts.config().queueLatencyUs,
           timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS,
           sriov: sriovFromConfig(this.opts.config()),
         });
-        this.remember(id, { label, ref, spec, identity: this.engine.identity(ref) ?? '' });
+        this.remember(id, { ...rec, identity: this.engine.identity(ref) ?? '' });
         this.opts.log.info({ pod: label, netns: describe(ref), shaped: res.shaped.map(summary) }, 'shaping verified after synchronize');
       } catch (e) {
         this.opts.log.error({ pod: label, err: oneLine(e) }, 'could not re-apply shaping after synchronize');
       }
     });
+  }
+
+  /** The pods shaped now, as the API shows them. */
+  podViews(): PodView[] {
+    return [...this.pods].map(([id, rec]) => view(id, rec, this.overrides.get(id)));
+  }
+
+  /**
+   * Changes a shaped pod's limits in place and keeps the change (merged with the pod's earlier
+   * ones) as its override. The selector is "<namespace>/<name>" or a sandbox id (prefix).
+   * Validation happened before (a QosUpdate is valid by type); a direction the pod's annotations
+   * do not shape is refused (NOT_FOUND).
+   */
+  async update(selector: string, update: QosUpdate): Promise<PodView> {
+    const { id } = selectPod([...this.pods].map(([podId, r]) => ({ id: podId, namespace: r.namespace, name: r.name })), selector);
+    return this.serial(id, async () => {
+      const rec = this.pods.get(id);
+      if (rec === undefined) throw new NetqosError('NOT_FOUND', `pod ${selector}: stopped while the update waited`);
+      if (this.engine.identity(rec.ref) !== rec.identity) throw new NetqosError('NOT_FOUND', `pod ${rec.label}: its network namespace is gone`);
+      const merged = mergeUpdates(this.overrides.get(id)?.update ?? {}, update);
+      const spec = applyUpdate(rec.annotated, merged, `pod ${rec.label}`);
+      const res = await this.engine.apply(rec.ref, spec, { defaultLatencyUs: this.opts.config().queueLatencyUs, timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS });
+      const next = { ...rec, spec };
+      this.remember(id, next);
+      const override: OverrideRecord = { pod: `${rec.namespace}/${rec.name}`, update: merged, updatedAt: new Date().toISOString() };
+      try {
+        this.overrides.set(id, override);
+      } catch (e) {
+        throw new NetqosError('KERNEL', `pod ${rec.label}: updated, but the override could not be kept (a daemon restart would go back to the annotations): ${oneLine(e)}`, { cause: e });
+      }
+      this.opts.log.info({ pod: rec.label, update: merged, shaped: res.shaped.map(summary) }, 'updated');
+      return view(id, next, override);
+    });
+  }
+
+  /** The annotations' spec with the pod's override on top (the annotations alone if it no longer fits). */
+  private effective(id: string, label: string, annotated: QosSpec): QosSpec {
+    const o = this.overrides.get(id);
+    if (o === undefined) return annotated;
+    try {
+      return applyUpdate(annotated, o.update, `pod ${label}`);
+    } catch (e) {
+      this.opts.log.warn({ pod: label, err: oneLine(e) }, 'override does not fit the annotations: using the annotations');
+      return annotated;
+    }
+  }
+
+  private forgetOverride(id: string): void {
+    try {
+      this.overrides.delete(id);
+    } catch (e) {
+      this.opts.log.error({ err: oneLine(e) }, 'could not forget the override of a pod that ended');
+    }
   }
 
   /** Removes the pod's shaping if its namespace is still the one we shaped. Never throws. */
@@ -238,6 +345,19 @@ export class NetqosPlugin implements PluginHandlers {
 function forPod(label: string, e: unknown): NetqosError {
   const code = isNetqosError(e) ? e.code : 'KERNEL';
   return new NetqosError(code, `netqos: pod ${label}: ${oneLine(e)}`, { cause: e });
+}
+
+function view(id: string, rec: PodRecord, o: OverrideRecord | undefined): PodView {
+  return {
+    id,
+    namespace: rec.namespace,
+    name: rec.name,
+    netns: describe(rec.ref),
+    identity: rec.identity,
+    annotated: rec.annotated,
+    ...(o ? { override: o.update } : {}),
+    spec: rec.spec,
+  };
 }
 
 const summary = (s: { dev: string; direction: string; rateBps: number }): string => `${s.dev} ${s.direction} ${s.rateBps} bit/s`;

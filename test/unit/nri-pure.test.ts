@@ -93,6 +93,8 @@ describe('parseDaemonArgs', () => {
       idx: '10',
       configPath: '/etc/netqos/config.json',
       lockPath: '/run/netqos/nri.lock',
+      apiPath: '/run/netqos/api.sock',
+      stateDir: '/var/lib/netqos',
       help: false,
     });
   });
@@ -100,6 +102,12 @@ describe('parseDaemonArgs', () => {
   it('takes --socket, --index, --lock, --config and NETQOS_CONFIG', () => {
     const a = parseDaemonArgs(['--socket', '/run/x.sock', '--index=20', '--lock', '/tmp/l'], { NETQOS_CONFIG: '/tmp/c.json' });
     expect(a).toMatchObject({ connection: { mode: 'external', socketPath: '/run/x.sock' }, idx: '20', lockPath: '/tmp/l', configPath: '/tmp/c.json' });
+  });
+
+  it('takes --api and --state-dir (absolute paths only)', () => {
+    const a = parseDaemonArgs(['--api', '/tmp/nqt-x/api.sock', '--state-dir', '/tmp/nqt-x/state'], {});
+    expect(a).toMatchObject({ apiPath: '/tmp/nqt-x/api.sock', stateDir: '/tmp/nqt-x/state' });
+    expect(() => parseDaemonArgs(['--state-dir', 'state'], {})).toThrow('invalid --state-dir "state": not an absolute path; use a path such as /var/lib/netqos');
   });
 
   it('is pre-installed when the runtime passes NRI_PLUGIN_SOCKET, with its name and index', () => {
@@ -110,7 +118,7 @@ describe('parseDaemonArgs', () => {
   it.each([
     [['--index', '7'], {}, 'invalid --index "7": not two digits; use a value such as 10 (plugins are called in ascending order)'],
     [['--socket', 'nri.sock'], {}, 'invalid --socket "nri.sock": not an absolute path; use a path such as /var/run/nri/nri.sock'],
-    [['--bogus'], {}, 'unknown option --bogus; usage: netqos-nri [--socket PATH] [--index NN] [--config PATH] [--lock PATH]'],
+    [['--bogus'], {}, 'unknown option --bogus; usage: netqos-nri [--socket PATH] [--index NN] [--config PATH] [--lock PATH] [--api PATH] [--state-dir DIR]'],
     [[], { NRI_PLUGIN_SOCKET: 'x' }, /^invalid NRI_PLUGIN_SOCKET "x": not an inherited file descriptor/],
     [['--socket', '/s'], { NRI_PLUGIN_SOCKET: '3' }, /^NRI_PLUGIN_SOCKET is set \(launched by the runtime\): --socket and --index do not apply/],
     [[], { NRI_PLUGIN_SOCKET: '3', NRI_PLUGIN_IDX: '100' }, 'NRI plugin index "100": use two digits, e.g. "10"'],

@@ -1,0 +1,174 @@
+/**
+ * Live updates, pure parts: the flags/fields -> QosUpdate readers and their one-line refusals,
+ * how updates merge and apply to the spec in force, reading the spec in force back from kernel
+ * output (derived vs user burst, queue latency from the leaf), and the update plan as golden
+ * text: class and leaf replace only (no qdisc delete, no root, no ifb, no redirect).
+ */
+import { describe, expect, it } from 'vitest';
+import { NetqosError } from '../../src/domain/errors.js';
+import { MINIMAL_CAPS, type Observed } from '../../src/domain/link.js';
+import { applyUpdate, mergeUpdates, readUpdate, type QosUpdate } from '../../src/domain/update.js';
+import { currentSpecs } from '../../src/plan/current-spec.js';
+import { parseHtbClassText } from '../../src/plan/parse-class.js';
+import type { QdiscStats } from '../../src/plan/parse-tc.js';
+import { renderIp, renderTc } from '../../src/plan/render.js';
+import { planUpdate } from '../../src/plan/update-plan.js';
+
+const flag = (f: string): string => `--${f}`;
+
+function rejection(fn: () => unknown): NetqosError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(NetqosError);
+    expect((e as Error).message).not.toContain('\n');
+    return e as NetqosError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('readUpdate', () => {
+  it.each([
+    [{ egress: '20M' }, { egress: { rateBps: 20e6 } }],
+    [{ 'ingress-burst': '100k' }, { ingress: { burstBits: 100e3 } }],
+    [{ egress: '1Gi', 'egress-burst': '1M', 'queue-latency': '2ms' }, { egress: { rateBps: 2 ** 30, burstBits: 1e6 }, queueLatencyUs: 2000 }],
+  ])('%j', (fields, want) => {
+    expect(readUpdate(fields, flag)).toEqual(want);
+  });
+
+  it.each([
+    [{ egress: '10 M' }, 'invalid --egress "10 M": not a Kubernetes quantity; use a value such as "10M" (10 Mbit/s) or "1Gi"'],
+    [{ ingress: '10m' }, 'invalid --ingress "10m": below the minimum of 1k bit/s (a lowercase "m" means milli); use a value such as "10M" (10 Mbit/s) or "1Gi"'],
+    [{ 'egress-burst': '2P' }, 'invalid --egress-burst "2P": above the maximum of 1P bits; use a value in bits such as "100k" or "1M" (125 kB)'],
+    [{ 'queue-latency': '2s' }, 'invalid --queue-latency "2s": above the maximum of 1s; use a duration from 100us to 1s such as "5ms" or "500us"'],
+    [{}, 'nothing to update: give at least one of --egress, --ingress, --egress-burst, --ingress-burst, --queue-latency'],
+  ])('refuses %j', (fields, message) => {
+    const e = rejection(() => readUpdate(fields, flag));
+    expect(e.code).toBe('INVALID_ARGUMENT');
+    expect(e.message).toBe(message);
+  });
+});
+
+describe('mergeUpdates and applyUpdate', () => {
+  it('later fields win, field by field', () => {
+    const a: QosUpdate = { egress: { rateBps: 20e6, burstBits: 1e5 }, queueLatencyUs: 1000 };
+    const b: QosUpdate = { egress: { rateBps: 30e6 }, ingress: { rateBps: 5e6 } };
+    expect(mergeUpdates(a, b)).toEqual({ egress: { rateBps: 30e6, burstBits: 1e5 }, ingress: { rateBps: 5e6 }, queueLatencyUs: 1000 });
+  });
+
+  it('changes only what is given and keeps a user burst with a new rate', () => {
+    const now = { egress: { rateBps: 10e6, burstBits: 4e5 }, ingress: { rateBps: 20e6 }, interfaces: ['eth0'] };
+    expect(applyUpdate(now, { egress: { rateBps: 30e6 } }, 'x')).toEqual({ ...now, egress: { rateBps: 30e6, burstBits: 4e5 } });
+    expect(applyUpdate(now, { ingress: { burstBits: 8e5 }, queueLatencyUs: 700 }, 'x')).toEqual({
+      ...now,
+      ingress: { rateBps: 20e6, burstBits: 8e5 },
+      queueLatencyUs: 700,
+    });
+  });
+
+  it('refuses a direction that is not shaped (NOT_FOUND)', () => {
+    const e = rejection(() => applyUpdate({ egress: { rateBps: 1e7 } }, { ingress: { rateBps: 2e7 } }, 'pod a/b'));
+    expect(e.code).toBe('NOT_FOUND');
+    expect(e.message).toBe('pod a/b: ingress is not shaped, so there is no ingress limit to update; netqos update only changes limits in force (shape a new direction with netqos apply)');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// a veth namespace as netqos shaped it: eth0 (ifindex 2) egress 10M, its ifb nqi2 ingress 20M
+
+const LINKS: Observed['links'] = [
+  { name: 'lo', index: 1, kind: 'loopback', mtu: 65536, up: true, gsoMaxSize: 65536, tsoMaxSize: 65536 },
+  { name: 'eth0', index: 2, kind: 'veth', mtu: 1500, up: true, gsoMaxSize: 3028, tsoMaxSize: 65536 },
+  { name: 'nqi2', index: 3, kind: 'ifb', mtu: 1500, up: true, gsoMaxSize: 65536, tsoMaxSize: 65536 },
+];
+const q = (dev: string, kind: string, handle: string, parent: string, options: Record<string, unknown> = {}): QdiscStats => ({ dev, kind, handle, parent, options });
+const QDISCS = [
+  q('eth0', 'htb', '4e51:', 'root'),
+  q('eth0', 'bfifo', '4e52:', '4e51:1', { limit: 6250 }),
+  q('eth0', 'ingress', 'ffff:', 'ffff:fff1'),
+  q('nqi2', 'htb', '4e51:', 'root'),
+  q('nqi2', 'bfifo', '4e52:', '4e51:1', { limit: 67050 }),
+];
+const SHAPED: Observed = {
+  links: LINKS,
+  qdiscs: QDISCS,
+  filters: [{ dev: 'eth0', parent: 'ffff:', prio: 49, handle: '800::800', kind: 'u32', redirectTo: 'nqi2' }],
+};
+/** as iproute2 6.1 prints them */
+const classes = (eth0: string, ifb: string) =>
+  new Map([
+    ['eth0', parseHtbClassText(eth0, 'eth0')],
+    ['nqi2', parseHtbClassText(ifb, 'nqi2')],
+  ]);
+const CLASSES = classes(
+  'class htb 4e51:1 root leaf 4e52: prio 0 rate 10Mbit ceil 10Mbit burst 12500b cburst 12500b \n',
+  'class htb 4e51:1 root leaf 4e52: prio 0 rate 20Mbit ceil 20Mbit burst 25000b cburst 25000b \n',
+);
+const qdiscMap = (list: QdiscStats[]) => new Map(['eth0', 'nqi2'].map((d) => [d, list.filter((x) => x.dev === d)]));
+const base = { observed: SHAPED, classes: CLASSES, qdiscs: qdiscMap(QDISCS), defaultLatencyUs: 5000, caps: MINIMAL_CAPS, target: 'netns /run/netns/c' };
+
+describe('currentSpecs', () => {
+  it('reads rates back; derived bursts and the default latency stay implicit', () => {
+    expect(currentSpecs(base)).toEqual(new Map([['eth0', { interfaces: ['eth0'], egress: { rateBps: 10e6 }, ingress: { rateBps: 20e6 } }]]));
+  });
+
+  it('keeps a user burst (tc prints it rounded) and reads the latency from a bfifo above its floor', () => {
+    const cls = classes(
+      'class htb 4e51:1 root leaf 4e52: prio 0 rate 10Mbit ceil 10Mbit burst 48Kb cburst 48Kb \n',
+      'class htb 4e51:1 root leaf 4e52: prio 0 rate 20Mbit ceil 20Mbit burst 25000b cburst 25000b \n',
+    );
+    const leaves = QDISCS.map((x) => (x.dev === 'eth0' && x.kind === 'bfifo' ? { ...x, options: { limit: 12500 } } : x));
+    expect(currentSpecs({ ...base, classes: cls, qdiscs: qdiscMap(leaves) }).get('eth0')).toEqual({
+      interfaces: ['eth0'],
+      egress: { rateBps: 10e6, burstBits: 48 * 1024 * 8 },
+      ingress: { rateBps: 20e6 },
+      queueLatencyUs: 10_000,
+    });
+  });
+
+  it('a leaf at its floor says nothing about the latency', () => {
+    // 1M: 5 ms would be 625 bytes, below one 3028-byte skb plus a frame
+    const cls = classes('class htb 4e51:1 root leaf 4e52: prio 0 rate 1Mbit ceil 1Mbit burst 3028b cburst 3028b \n', '');
+    const leaves = [q('eth0', 'htb', '4e51:', 'root'), q('eth0', 'bfifo', '4e52:', '4e51:1', { limit: 4542 })];
+    const observed = { links: LINKS.slice(0, 2), qdiscs: leaves };
+    expect(currentSpecs({ ...base, observed, classes: cls, qdiscs: qdiscMap(leaves) }).get('eth0')).toEqual({ interfaces: ['eth0'], egress: { rateBps: 1e6 } });
+  });
+});
+
+describe('planUpdate (golden)', () => {
+  it('a new egress rate: the class and the leaf change in place, nothing else', () => {
+    const r = planUpdate({ ...base, update: { egress: { rateBps: 30e6 } } });
+    expect(renderIp(r.plan.ip)).toBe('link set dev eth0 gso_max_size 3750\n');
+    expect(renderTc(r.plan.tc)).toBe(
+      'class replace dev eth0 parent 4e51: classid 4e51:1 htb rate 30000000bit ceil 30000000bit burst 37500b cburst 37500b quantum 3750\n' +
+        'qdisc replace dev eth0 parent 4e51:1 handle 4e52: bfifo limit 18750\n' +
+        'class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500\n' +
+        'qdisc replace dev nqi2 parent 4e51:1 handle 4e52: bfifo limit 67050\n',
+    );
+    expect(r.plan.ipAfter).toEqual([]);
+    expect(r.after.get('eth0')).toEqual({ interfaces: ['eth0'], egress: { rateBps: 30e6 }, ingress: { rateBps: 20e6 } });
+  });
+
+  it('a new ingress rate and latency: no ifb, no redirect, no root, no delete', () => {
+    const r = planUpdate({ ...base, update: { ingress: { rateBps: 200e6 }, queueLatencyUs: 2000 } });
+    expect(r.plan.ip).toEqual([]);
+    const tc = renderTc(r.plan.tc);
+    expect(tc).toBe(
+      'class replace dev eth0 parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b quantum 1514\n' +
+        'qdisc replace dev eth0 parent 4e51:1 handle 4e52: bfifo limit 4542\n' +
+        'class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 200000000bit ceil 200000000bit burst 250000b cburst 250000b quantum 25000\n' +
+        'qdisc replace dev nqi2 parent 4e51:1 handle 4e52: bfifo limit 67050\n',
+    );
+    expect(tc).not.toMatch(/del|root|ingress|filter/);
+  });
+
+  it('refuses a namespace netqos does not shape, and shaping that needs a repair', () => {
+    const bare = { ...base, observed: { links: LINKS.slice(0, 2), qdiscs: [] }, classes: new Map(), qdiscs: new Map() };
+    expect(rejection(() => planUpdate({ ...bare, update: { egress: { rateBps: 1e7 } } })).message).toBe(
+      "netns /run/netns/c: netqos does not shape it (no HTB tree of netqos's in its namespace); shape it with netqos apply first",
+    );
+    const noRedirect = { ...base, observed: { ...SHAPED, filters: [] } };
+    const e = rejection(() => planUpdate({ ...noRedirect, update: { egress: { rateBps: 2e7 } } }));
+    expect(e.message).toBe('netns /run/netns/c: its shaping is incomplete (an update would have to run "filter add dev eth0 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi2"); repair it with netqos apply');
+  });
+});
