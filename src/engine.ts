@@ -14,6 +14,7 @@ import { discover } from './kernel/discover.js';
 import { assertNotHost, describe, netnsExists, type NetnsRef } from './kernel/netns.js';
 import { capabilities } from './kernel/probe.js';
 import { closeTools, openTools, type NetnsTools } from './kernel/tools-session.js';
+import { applyHostQos, removeHostQos, type HostSide } from './engine-host.js';
 
 export interface EngineOptions {
   caps?: Capabilities;
@@ -21,6 +22,11 @@ export interface EngineOptions {
   tools?: NetnsTools;
   defaultLatencyUs?: number;
   timeoutMs?: number;
+  /**
+   * vethShaping "host" (config): veths are shaped on their peers in the node's namespace, named
+   * from this identity (engine-host.ts). Undefined: everything is shaped in the container.
+   */
+  hostSide?: HostSide;
 }
 
 export interface ApplyResult {
@@ -30,6 +36,10 @@ export interface ApplyResult {
 
 export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions = {}): Promise<ApplyResult> {
   assertNotHost(ref);
+  if (opts.hostSide) {
+    const p = await applyHostQos(ref, spec, opts.hostSide, opts, () => removeQos(ref, { ...opts, tools: undefined }));
+    return { shaped: p.shaped, plan: p };
+  }
   const tools = opts.tools ?? openTools(ref, opts.timeoutMs);
   let plan: Plan;
   let hadOurs = false;
@@ -55,6 +65,11 @@ export interface RemoveResult {
 
 /** Removes everything of ours. Not-found counts as success: a namespace that is gone is clean. */
 export async function removeQos(ref: NetnsRef, opts: EngineOptions = {}): Promise<RemoveResult> {
+  if (opts.hostSide) {
+    // the node's objects go even when the namespace is gone (podman's poststop)
+    if (netnsExists(ref)) assertNotHost(ref);
+    return removeHostQos(ref, opts.hostSide, opts);
+  }
   if (!netnsExists(ref)) return { present: false, removed: 0 };
   assertNotHost(ref);
   let plan = emptyPlan();

@@ -24,6 +24,8 @@ export const CONFIG_PATH = '/etc/netqos/config.json';
 
 export type OnError = 'fail' | 'warn';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+/** where a veth's shaping lives: in the container's namespace, or on its host peer (docs/host-side.md) */
+export type VethShaping = 'container' | 'host';
 
 export interface Config {
   /** bad annotations: "fail" the container's creation, or "warn" and start it unshaped */
@@ -33,6 +35,12 @@ export interface Config {
   queueLatencyUs: number;
   /** the OCI hook's overall deadline, milliseconds */
   hookTimeoutMs: number;
+  /**
+   * "container" (default): every device is shaped inside the container's namespace. "host": a
+   * veth whose peer is in the node's namespace is shaped on that peer (an ifb on the node for the
+   * container's egress), out of reach of a privileged container. Other devices stay in the container.
+   */
+  vethShaping: VethShaping;
 }
 
 /** What an absent file or an empty object means. Frozen: it is shared by every caller. */
@@ -41,11 +49,12 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   log: Object.freeze({ file: '/var/log/netqos/netqos.log', level: 'info' }),
   queueLatencyUs: 5000,
   hookTimeoutMs: 8000,
+  vethShaping: 'container',
 } as const);
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 /** the fields of the file, in the order the messages list them */
-const FIELDS = ['onError', 'log', 'queueLatency', 'hookTimeoutMs'];
+const FIELDS = ['onError', 'log', 'queueLatency', 'hookTimeoutMs', 'vethShaping'];
 
 // Built on first use: with no config file (the common case) the hook never needs them.
 const buildLogSchema = () =>
@@ -75,6 +84,7 @@ const buildSchema = () =>
       DEFAULT_CONFIG.queueLatencyUs,
     ),
     hookTimeoutMs: _default(int().check(gte(1000), lte(25000)), DEFAULT_CONFIG.hookTimeoutMs),
+    vethShaping: _default(oneOf(['container', 'host']), DEFAULT_CONFIG.vethShaping),
   });
 let schema: ReturnType<typeof buildSchema> | undefined;
 
@@ -87,6 +97,7 @@ const VALID: Readonly<Record<string, string>> = {
   'log.level': 'use "debug", "info", "warn", "error" or "silent"',
   queueLatency: 'use a duration from 100us to 1s such as "5ms"',
   hookTimeoutMs: 'use a whole number of milliseconds from 1000 to 25000',
+  vethShaping: 'use "container" (shape inside the container) or "host" (shape a veth on its peer in the node\'s namespace)',
 };
 
 /** The config that `text` (the contents of the file at `path`) describes; INVALID_CONFIG otherwise. */
@@ -105,8 +116,8 @@ export function parseConfig(text: string, path: string): Config {
     const issue = parsed.error.issues[0];
     throw new NetqosError('INVALID_CONFIG', `invalid config ${path}: ${describe(issue, input)}`);
   }
-  const { onError, log, queueLatency, hookTimeoutMs } = parsed.data;
-  return { onError, log, queueLatencyUs: queueLatency, hookTimeoutMs };
+  const { onError, log, queueLatency, hookTimeoutMs, vethShaping } = parsed.data;
+  return { onError, log, queueLatencyUs: queueLatency, hookTimeoutMs, vethShaping };
 }
 
 type Issue = core.$ZodIssue;

@@ -11,6 +11,7 @@
 import type { Filter, Observed } from '../domain/link.js';
 import type { TcOp } from './ops.js';
 import { CLSACT_INGRESS_PARENT, FILTER_PRIO, INGRESS_PARENT, isOurIfb } from './names.js';
+import { isHostIfbName } from './host-names.js';
 
 export type HookKind = 'ingress' | 'clsact' | 'none';
 
@@ -21,9 +22,12 @@ export function hookOf(observed: Observed, dev: string): HookKind {
 
 const parentOf = (hook: HookKind): string => (hook === 'clsact' ? CLSACT_INGRESS_PARENT : INGRESS_PARENT);
 
-/** tc prints a redirect whose device is gone as "*": such a filter of ours must still go */
+/**
+ * tc prints a redirect whose device is gone as "*": such a filter of ours must still go. A host
+ * peer's redirect goes to an nqh ifb (host-names.ts).
+ */
 export const isOurFilter = (f: Filter): boolean =>
-  f.prio === FILTER_PRIO && f.redirectTo !== undefined && (isOurIfb(f.redirectTo) || f.redirectTo === '*');
+  f.prio === FILTER_PRIO && f.redirectTo !== undefined && (isOurIfb(f.redirectTo) || isHostIfbName(f.redirectTo) || f.redirectTo === '*');
 
 const oursOn = (observed: Observed, dev: string): Filter[] =>
   (observed.filters ?? []).filter((f) => f.dev === dev && isOurFilter(f));

@@ -28,6 +28,7 @@ describe('parseConfig: valid files', () => {
       log: { file: '/var/log/netqos/netqos.log', level: 'info' },
       queueLatencyUs: 5000,
       hookTimeoutMs: 8000,
+      vethShaping: 'container',
     });
     expect(parseConfig('{}', PATH)).toEqual(DEFAULT_CONFIG);
   });
@@ -46,6 +47,8 @@ describe('parseConfig: valid files', () => {
     ['{"hookTimeoutMs": 1000}', { hookTimeoutMs: 1000 }],
     ['{"hookTimeoutMs": 25000}', { hookTimeoutMs: 25000 }],
     ['{"hookTimeoutMs": 5e3}', { hookTimeoutMs: 5000 }],
+    ['{"vethShaping": "host"}', { vethShaping: 'host' }],
+    ['{"vethShaping": "container"}', { vethShaping: 'container' }],
     ['\uFEFF{"onError": "warn"}', { onError: 'warn' }], // a BOM from an editor
     ['  {\n  "onError": "warn"\n}\n', { onError: 'warn' }],
   ];
@@ -94,8 +97,12 @@ describe('parseConfig: one-line rejections', () => {
     ['{"hookTimeoutMs": "8000"}', `hookTimeoutMs="8000": not a whole number; ${TIMEOUT}`],
     ['{"hookTimeoutMs": null}', `hookTimeoutMs=null: not a whole number; ${TIMEOUT}`],
     [
+      '{"vethShaping": "node"}',
+      'vethShaping="node": not one of the choices; use "container" (shape inside the container) or "host" (shape a veth on its peer in the node\'s namespace)',
+    ],
+    [
       '{"onerror": "warn"}',
-      'onerror="warn": unknown field; the fields are onError, log, queueLatency, hookTimeoutMs',
+      'onerror="warn": unknown field; the fields are onError, log, queueLatency, hookTimeoutMs, vethShaping',
     ],
     ['[]', `the top level is not a JSON object; ${TOP}`],
     ['null', `the top level is not a JSON object; ${TOP}`],
