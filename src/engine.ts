@@ -90,6 +90,16 @@ export async function removeQos(ref: NetnsRef, opts: EngineOptions = {}): Promis
   return { present: true, removed: plan.tc.length + plan.ipAfter.length };
 }
 
+/**
+ * vethShaping "host" when the container's namespace is unknown or gone (podman's poststop, a pod
+ * removed while the plugin was away): the node's objects of this identity. Not-found is success.
+ */
+export function removeNodeShaping(hostSide: HostSide, opts: Pick<EngineOptions, 'timeoutMs'> = {}): Promise<RemoveResult> {
+  return removeHostQos(undefined, hostSide, opts);
+}
+
+export type { HostSide };
+
 /** Reads a namespace without changing it. */
 export function observe(ref: NetnsRef, opts: EngineOptions = {}): Promise<Observed> {
   return withTools(ref, opts, discover);
