@@ -5,13 +5,14 @@ import { APPLY_FLAGS, readApplyFlags } from './apply-flags.js';
 import type { Command } from './command.js';
 import { loadConfig } from './config.js';
 import { formatBytes, formatRate, formatTable } from './table.js';
+import { HOST_FLAGS, HOST_HELP, HOST_USAGE, readHostSide } from './host-flags.js';
 import { describeTarget, parseTarget, resolveTarget, TARGET_FLAGS, TARGET_USAGE } from './target.js';
 
 /** The table apply and demo print: what was shaped, where, how. */
 export function renderShaped(shaped: readonly Shaped[]): string {
   return formatTable(
     ['INTERFACE', 'DIRECTION', 'SHAPED ON', 'RATE', 'BURST', 'LEAF'],
-    shaped.map((s) => [s.dev, s.direction, s.shapedOn, formatRate(s.rateBps), formatBytes(s.burstBytes), s.leaf]),
+    shaped.map((s) => [s.dev, s.direction, s.onNode ? `${s.shapedOn} (node)` : s.shapedOn, formatRate(s.rateBps), formatBytes(s.burstBytes), s.leaf]),
     ['left', 'left', 'left', 'right', 'right', 'left'],
   );
 }
@@ -21,8 +22,8 @@ export const apply: Command = {
     name: 'apply',
     usage:
       `netqos apply ${TARGET_USAGE} [--egress RATE] [--ingress RATE] [--egress-burst BITS] ` +
-      '[--ingress-burst BITS] [--queue-latency DURATION] [--interfaces IF[,IF...]]',
-    flags: { ...TARGET_FLAGS, ...APPLY_FLAGS },
+      `[--ingress-burst BITS] [--queue-latency DURATION] [--interfaces IF[,IF...]] ${HOST_USAGE}`,
+    flags: { ...TARGET_FLAGS, ...APPLY_FLAGS, ...HOST_FLAGS },
     maxPositionals: 1,
   },
   summary: 'shape a running container (or namespace) now',
@@ -37,13 +38,15 @@ export const apply: Command = {
     '  --ingress-burst BITS',
     '  --queue-latency DURATION   how long the leaf queue may hold packets ("5ms"); default from the config',
     '  --interfaces IF[,IF...]    only these interfaces; default every veth/macvlan/ipvlan/VF',
+    ...HOST_HELP,
   ].join('\n'),
   async run(args, io) {
     const spec = readApplyFlags(this.spec, args);
     const target = parseTarget(this.spec, args);
     const config = loadConfig(io);
+    const hostSide = await readHostSide(this.spec, args, config, target);
     const ref = await resolveTarget(target);
-    const res = await applyQos(ref, spec, { defaultLatencyUs: config.queueLatencyUs });
+    const res = await applyQos(ref, spec, { defaultLatencyUs: config.queueLatencyUs, hostSide });
     if (res.shaped.length === 0) {
       io.out(`${describeTarget(target)}: no interface to shape (only loopback or unsupported kinds)\n`);
       return 0;
