@@ -24,6 +24,7 @@ import { closeTools, openTools, type NetnsTools } from './kernel/tools-session.j
 import { applyVfPlan, prepareVfEgress, restoreVfEgress, type SriovOptions } from './kernel/vf-egress.js';
 import { DEFAULT_CONFIG, type Config } from './domain/config.js';
 import type { VfRateOp } from './plan/vf-egress.js';
+import { applyHostQos, removeHostQos, type HostSide } from './engine-host.js';
 
 export interface EngineOptions {
   caps?: Capabilities;
@@ -33,6 +34,11 @@ export interface EngineOptions {
   timeoutMs?: number;
   /** SR-IOV VF egress (config vfEgress, sriovStateDir); default software, /run/netqos/sriov */
   sriov?: SriovOptions;
+  /**
+   * vethShaping "host" (config): veths are shaped on their peers in the node's namespace, named
+   * from this identity (engine-host.ts). Undefined: everything is shaped in the container.
+   */
+  hostSide?: HostSide;
 }
 
 export interface ApplyResult {
@@ -63,6 +69,10 @@ export async function releaseOrphanVfs(opts: EngineOptions = {}): Promise<VfRate
 
 export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions = {}): Promise<ApplyResult> {
   assertNotHost(ref);
+  if (opts.hostSide) {
+    const p = await applyHostQos(ref, spec, opts.hostSide, opts, () => removeQos(ref, { ...opts, tools: undefined }));
+    return { shaped: p.shaped, plan: p };
+  }
   const tools = opts.tools ?? openTools(ref, opts.timeoutMs);
   let plan: Plan;
   let vf: Awaited<ReturnType<typeof prepareVfEgress>>;
@@ -131,6 +141,11 @@ export interface RemoveResult {
 
 /** Removes everything of ours. Not-found counts as success: a namespace that is gone is clean. */
 export async function removeQos(ref: NetnsRef, opts: EngineOptions = {}): Promise<RemoveResult> {
+  if (opts.hostSide) {
+    // the node's objects go even when the namespace is gone (podman's poststop)
+    if (netnsExists(ref)) assertNotHost(ref);
+    return removeHostQos(ref, opts.hostSide, opts);
+  }
   if (!netnsExists(ref)) return { present: false, removed: 0, vfRates: (await restoreVfEgress(undefined, sriovOf(opts))).ops };
   assertNotHost(ref);
   let plan = emptyPlan();
@@ -162,6 +177,16 @@ export async function removeQos(ref: NetnsRef, opts: EngineOptions = {}): Promis
   const restored = await restoreVfEgress(observed, sriovOf(opts));
   return { present: true, removed: plan.tc.length + plan.ipAfter.length + restored.ops.length, vfRates: restored.ops };
 }
+
+/**
+ * vethShaping "host" when the container's namespace is unknown or gone (podman's poststop, a pod
+ * removed while the plugin was away): the node's objects of this identity. Not-found is success.
+ */
+export function removeNodeShaping(hostSide: HostSide, opts: Pick<EngineOptions, 'timeoutMs'> = {}): Promise<RemoveResult> {
+  return removeHostQos(undefined, hostSide, opts);
+}
+
+export type { HostSide };
 
 /** Reads a namespace without changing it. */
 export function observe(ref: NetnsRef, opts: EngineOptions = {}): Promise<Observed> {

@@ -5,13 +5,14 @@ import { APPLY_FLAGS, readApplyFlags } from './apply-flags.js';
 import type { Command } from './command.js';
 import { loadConfig } from './config.js';
 import { formatBytes, formatRate, formatTable } from './table.js';
+import { HOST_FLAGS, HOST_HELP, HOST_USAGE, readHostSide } from './host-flags.js';
 import { describeTarget, parseTarget, resolveTarget, TARGET_FLAGS, TARGET_USAGE } from './target.js';
 
 /** The table apply and demo print: what was shaped, where, how. */
 export function renderShaped(shaped: readonly Shaped[]): string {
   return formatTable(
     ['INTERFACE', 'DIRECTION', 'SHAPED ON', 'RATE', 'BURST', 'LEAF'],
-    shaped.map((s) => [s.dev, s.direction, s.shapedOn, formatRate(s.rateBps), formatBytes(s.burstBytes), s.leaf]),
+    shaped.map((s) => [s.dev, s.direction, s.onNode ? `${s.shapedOn} (node)` : s.shapedOn, formatRate(s.rateBps), formatBytes(s.burstBytes), s.leaf]),
     ['left', 'left', 'left', 'right', 'right', 'left'],
   );
 }
@@ -22,8 +23,9 @@ export const apply: Command = {
     usage:
       `netqos apply ${TARGET_USAGE} [--egress RATE] [--ingress RATE] [--egress-burst BITS] ` +
       '[--ingress-burst BITS] [--queue-latency DURATION] [--interfaces IF[,IF...]] ' +
-      '[--iface-egress IF=RATE[,...]] [--iface-ingress IF=RATE[,...]] [--iface-egress-burst IF=BITS[,...]] [--iface-ingress-burst IF=BITS[,...]]',
-    flags: { ...TARGET_FLAGS, ...APPLY_FLAGS },
+      '[--iface-egress IF=RATE[,...]] [--iface-ingress IF=RATE[,...]] [--iface-egress-burst IF=BITS[,...]] [--iface-ingress-burst IF=BITS[,...]] ' +
+      HOST_USAGE,
+    flags: { ...TARGET_FLAGS, ...APPLY_FLAGS, ...HOST_FLAGS },
     maxPositionals: 1,
   },
   summary: 'shape a running container (or namespace) now',
@@ -43,13 +45,15 @@ export const apply: Command = {
     '  --iface-egress-burst IF=BITS[,...]    this interface\'s own burst (with its own rate, or --egress\'s)',
     '  --iface-ingress-burst IF=BITS[,...]',
     '                             (docs/per-interface.md; an --iface-* limit alone shapes only that interface)',
+    ...HOST_HELP,
   ].join('\n'),
   async run(args, io) {
     const spec = readApplyFlags(this.spec, args);
     const target = parseTarget(this.spec, args);
     const config = loadConfig(io);
+    const hostSide = await readHostSide(this.spec, args, config, target);
     const ref = await resolveTarget(target);
-    const res = await applyQos(ref, spec, { defaultLatencyUs: config.queueLatencyUs, sriov: sriovFromConfig(config) });
+    const res = await applyQos(ref, spec, { defaultLatencyUs: config.queueLatencyUs, sriov: sriovFromConfig(config), hostSide });
     for (const w of res.warnings ?? []) io.err(`netqos: warning: ${w}\n`);
     for (const r of res.vfRates ?? []) io.out(`${r.pf} vf ${r.vf}: max_tx_rate ${r.maxTxMbit} Mbit/s\n`);
     if (res.shaped.length === 0) {

@@ -166,7 +166,7 @@ export function configCheck(c: ConfigFound): Check {
     return { ...base, ok: false, state: 'invalid', detail: c.error, fix: `fix ${c.path} (the hook uses the defaults until then)` };
   }
   const k = c.config;
-  const detail = `valid: onError ${k.onError}, queueLatency ${formatMicros(k.queueLatencyUs)}, hookTimeoutMs ${k.hookTimeoutMs}, log ${k.log.file} (${k.log.level})`;
+  const detail = `valid: onError ${k.onError}, queueLatency ${formatMicros(k.queueLatencyUs)}, hookTimeoutMs ${k.hookTimeoutMs}, log ${k.log.file} (${k.log.level})${k.vethShaping === 'host' ? ', vethShaping host (veths shaped on the node)' : ''}`;
   return { ...base, ok: true, state: 'valid', detail };
 }
 

@@ -61,9 +61,9 @@ export async function resolveTarget(t: Target): Promise<NetnsRef> {
   return { pid: await containerPid(t.container) };
 }
 
-async function containerPid(name: string): Promise<number> {
+async function inspect(name: string, format: string): Promise<string> {
   // the caller's environment, so CONTAINERS_CONF, CONTAINERS_STORAGE_CONF, XDG_RUNTIME_DIR work
-  const res = await run(toolPath('podman'), ['inspect', '--type', 'container', '--format', '{{.State.Pid}}', name], {
+  const res = await run(toolPath('podman'), ['inspect', '--type', 'container', '--format', format, name], {
     env: process.env,
     allowFail: true,
     timeoutMs: 15_000,
@@ -71,6 +71,19 @@ async function containerPid(name: string): Promise<number> {
   if (res.code !== 0) {
     throw new NetqosError('NOT_FOUND', `container ${name}: podman inspect failed: ${podmanReason(res.stderr) || `exit ${res.code}`}`);
   }
+  return res.stdout.trim();
+}
+
+/** a podman container's full id: the identity its hook used (vethShaping "host") */
+export async function containerId(name: string): Promise<string> {
+  const id = await inspect(name, '{{.Id}}');
+  if (!/^[0-9a-f]{12,128}$/.test(id)) throw new NetqosError('KERNEL', `container ${name}: podman inspect printed ${JSON.stringify(id)}, not a container id`);
+  return id;
+}
+
+async function containerPid(name: string): Promise<number> {
+  const text = await inspect(name, '{{.State.Pid}}');
+  const res = { stdout: text };
   const pid = Number(res.stdout.trim());
   if (!Number.isInteger(pid) || pid < 0) {
     throw new NetqosError('KERNEL', `container ${name}: podman inspect printed ${JSON.stringify(res.stdout.trim())}, not a PID`);

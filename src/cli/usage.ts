@@ -3,13 +3,14 @@ import { apply } from './apply.js';
 import type { Command } from './command.js';
 import { demo } from './demo.js';
 import { doctor } from './doctor.js';
+import { gc } from './gc.js';
 import { remove } from './remove.js';
 import { status } from './status.js';
 import { TARGET_USAGE } from './target.js';
 import { update } from './update.js';
 
-export const COMMANDS: readonly Command[] = [apply, update, remove, status, doctor, demo];
-export const MAIN_USAGE = 'netqos <apply|update|remove|status|doctor|demo> [options] (netqos --help)';
+export const COMMANDS: readonly Command[] = [apply, update, remove, status, gc, doctor, demo];
+export const MAIN_USAGE = 'netqos <apply|update|remove|status|gc|doctor|demo> [options] (netqos --help)';
 
 export const findCommand = (name: string): Command | undefined => COMMANDS.find((c) => c.spec.name === name);
 

@@ -26,6 +26,8 @@ export type OnError = 'fail' | 'warn';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 /** where an SR-IOV VF's egress limit is enforced (docs/sriov-ipvlan.md) */
 export type VfEgress = 'software' | 'hardware' | 'both';
+/** where a veth's shaping lives: in the container's namespace, or on its host peer (docs/host-side.md) */
+export type VethShaping = 'container' | 'host';
 
 export interface Config {
   /** bad annotations: "fail" the container's creation, or "warn" and start it unshaped */
@@ -39,6 +41,12 @@ export interface Config {
   vfEgress: VfEgress;
   /** where the VF rates netqos replaced are remembered until it restores them */
   sriovStateDir: string;
+  /**
+   * "container" (default): every device is shaped inside the container's namespace. "host": a
+   * veth whose peer is in the node's namespace is shaped on that peer (an ifb on the node for the
+   * container's egress), out of reach of a privileged container. Other devices stay in the container.
+   */
+  vethShaping: VethShaping;
 }
 
 /** What an absent file or an empty object means. Frozen: it is shared by every caller. */
@@ -49,11 +57,12 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   hookTimeoutMs: 8000,
   vfEgress: 'software',
   sriovStateDir: '/run/netqos/sriov',
+  vethShaping: 'container',
 } as const);
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 /** the fields of the file, in the order the messages list them */
-const FIELDS = ['onError', 'log', 'queueLatency', 'hookTimeoutMs', 'vfEgress', 'sriovStateDir'];
+const FIELDS = ['onError', 'log', 'queueLatency', 'hookTimeoutMs', 'vfEgress', 'sriovStateDir', 'vethShaping'];
 const absolutePath = () => string().check(refine((p: string) => p.startsWith('/') && !p.includes('\0'), 'not an absolute path'));
 
 // Built on first use: with no config file (the common case) the hook never needs them.
@@ -83,6 +92,7 @@ const buildSchema = () =>
     hookTimeoutMs: _default(int().check(gte(1000), lte(25000)), DEFAULT_CONFIG.hookTimeoutMs),
     vfEgress: _default(oneOf(['software', 'hardware', 'both']), DEFAULT_CONFIG.vfEgress),
     sriovStateDir: _default(absolutePath(), DEFAULT_CONFIG.sriovStateDir),
+    vethShaping: _default(oneOf(['container', 'host']), DEFAULT_CONFIG.vethShaping),
   });
 let schema: ReturnType<typeof buildSchema> | undefined;
 
@@ -97,6 +107,7 @@ const VALID: Readonly<Record<string, string>> = {
   hookTimeoutMs: 'use a whole number of milliseconds from 1000 to 25000',
   vfEgress: 'use "software" (HTB on the VF), "hardware" (the PF caps the VF: ip link set PF vf N max_tx_rate) or "both"',
   sriovStateDir: 'use an absolute path such as "/run/netqos/sriov"',
+  vethShaping: 'use "container" (shape inside the container) or "host" (shape a veth on its peer in the node\'s namespace)',
 };
 
 /** The config that `text` (the contents of the file at `path`) describes; INVALID_CONFIG otherwise. */
@@ -115,8 +126,8 @@ export function parseConfig(text: string, path: string): Config {
     const issue = parsed.error.issues[0];
     throw new NetqosError('INVALID_CONFIG', `invalid config ${path}: ${describe(issue, input)}`);
   }
-  const { onError, log, queueLatency, hookTimeoutMs, vfEgress, sriovStateDir } = parsed.data;
-  return { onError, log, queueLatencyUs: queueLatency, hookTimeoutMs, vfEgress, sriovStateDir };
+  const { onError, log, queueLatency, hookTimeoutMs, vfEgress, sriovStateDir, vethShaping } = parsed.data;
+  return { onError, log, queueLatencyUs: queueLatency, hookTimeoutMs, vfEgress, sriovStateDir, vethShaping };
 }
 
 type Issue = core.$ZodIssue;

@@ -52,6 +52,22 @@ export interface Filter {
   keys?: string[];
 }
 
+/**
+ * Where a link's other end is and what it is called by its owner, from the same `ip -json
+ * -details link show` (a veth's peer; netqos's host-side alias). Kept apart from Link so the
+ * planner of the container's own namespace sees exactly what it always did.
+ */
+export interface LinkPeer {
+  name: string;
+  index: number;
+  /** ifindex of the other end (a veth's peer, a macvlan's parent), in peerNetnsId's namespace */
+  peerIndex?: number;
+  /** the namespace of the other end, as this namespace numbers it; absent: the same namespace */
+  peerNetnsId?: number;
+  /** the link's alias (`ip link set dev X alias ...`) */
+  alias?: string;
+}
+
 export interface Observed {
   links: Link[];
   qdiscs: Qdisc[];
@@ -60,6 +76,8 @@ export interface Observed {
    * filters on our HTB roots (parent 4e51:)
    */
   filters?: Filter[];
+  /** the other ends of the links (veth peers), read with the links */
+  peers?: LinkPeer[];
 }
 
 /** What the kernel can do, found once by the probe (src/kernel/probe.ts). */

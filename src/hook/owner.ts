@@ -13,6 +13,22 @@ export function isPodAppContainer(annotations: Record<string, string>): boolean 
   return CONTAINER_TYPE_KEYS.some((k) => annotations[k] === 'container');
 }
 
+/** CRI runtimes name every container's pod: its sandbox id (the sandbox's own id on the sandbox). */
+const SANDBOX_ID_KEYS = ['io.kubernetes.cri.sandbox-id', 'io.kubernetes.cri-o.SandboxID'];
+
+/**
+ * Whose shaping this is, for node-side names (vethShaping "host"): the pod's sandbox id under a
+ * CRI runtime, so a pod's containers share one identity and the sandbox's stop removes it; the
+ * container's own id otherwise (podman).
+ */
+export function hookIdentity(state: { id: string; annotations: Record<string, string> }): string {
+  for (const k of SANDBOX_ID_KEYS) {
+    const v = state.annotations[k];
+    if (v !== undefined && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(v)) return v;
+  }
+  return state.id;
+}
+
 /**
  * true while any process still lives in the namespace (a pod's infra/pause keeps it), other
  * than `ours` (the hook's own ip and tc, already started in it).

@@ -10,11 +10,11 @@
 import { parseAnnotations } from '../domain/annotations.js';
 import type { Config } from '../domain/config.js';
 import { isNetqosError, NetqosError, oneLine } from '../domain/errors.js';
-import { applyQos, releaseOrphanVfs, removeQos, sriovFromConfig } from '../engine.js';
+import { applyQos, releaseOrphanVfs, removeNodeShaping, removeQos, sriovFromConfig, type HostSide } from '../engine.js';
 import { assertNotHost, netnsExists, netnsIdentity, netnsPath, type NetnsRef } from '../kernel/netns.js';
 import { closeTools, openTools, type NetnsTools } from '../kernel/tools-session.js';
 import type { Logger } from '../log.js';
-import { isPodAppContainer, netnsInUse } from './owner.js';
+import { hookIdentity, isPodAppContainer, netnsInUse } from './owner.js';
 import { bundleNetnsPath, stageOf, type HookState } from './state.js';
 
 export interface HookOutcome {
@@ -69,7 +69,8 @@ export async function runHook(state: HookState, config: Config, log: Logger, arg
   try {
     const unused = { early };
     try {
-      return stage === 'createRuntime' ? await create(state, config, log, ctx, unused) : await stop(state, config, log, ctx, unused);
+      if (stage === 'createRuntime') return await create(state, config, log, ctx, unused);
+      return config.vethShaping === 'host' ? await stopHostSide(state, log, ctx, unused) : await stop(state, config, log, ctx, unused);
     } finally {
       if (unused.early) await closeTools(unused.early.tools);
     }
@@ -118,7 +119,8 @@ async function create(state: HookState, config: Config, log: Logger, ctx: object
   const started = performance.now();
   const tools = unused.early?.tools;
   unused.early = undefined; // applyQos owns the sessions now: it ends them, also on failure
-  const res = await applyQos(ref, spec, { defaultLatencyUs: config.queueLatencyUs, timeoutMs: config.hookTimeoutMs, tools, sriov: sriovFromConfig(config) });
+  const hostSide = config.vethShaping === 'host' ? { identity: hookIdentity(state) } : undefined;
+  const res = await applyQos(ref, spec, { defaultLatencyUs: config.queueLatencyUs, timeoutMs: config.hookTimeoutMs, tools, sriov: sriovFromConfig(config), hostSide });
   log.info({ ...ctx, shaped: res.shaped, ms: Math.round(performance.now() - started) }, 'shaped');
   if (res.vfRates?.length) log.info({ ...ctx, vfRates: res.vfRates }, 'SR-IOV PF max_tx_rate set');
   for (const w of res.warnings ?? []) log.warn({ ...ctx }, w);
@@ -152,5 +154,42 @@ async function stop(state: HookState, config: Config, log: Logger, ctx: object, 
   unused.early = undefined; // removeQos owns the sessions now
   const res = await removeQos(ref, { tools, sriov });
   log.info({ ...ctx, removed: res.removed }, 'unshaped');
+  return { exitCode: 0 };
+}
+
+/**
+ * poststop with vethShaping "host": the node's objects outlive the container's namespace (an
+ * ifb on the node is not deleted with it), so they are removed by identity even when the
+ * namespace is gone, as under podman. Kept while the namespace still has processes (a pod), and
+ * never by an app container of a CRI pod (the sandbox's poststop does it, under the same
+ * identity). A podman pod member (its namespace a /proc path) leaves them to the pod's end and
+ * `netqos gc`: its stop must not unshape the pod.
+ */
+async function stopHostSide(state: HookState, log: Logger, ctx: object, unused: { early?: EarlyTarget }): Promise<HookOutcome> {
+  if (isPodAppContainer(state.annotations)) {
+    log.debug(ctx, 'an app container of a pod: the sandbox removes the node-side shaping');
+    return { exitCode: 0 };
+  }
+  const path = bundleNetnsPath(state.bundle);
+  if (path?.startsWith('/proc/')) {
+    log.debug(ctx, 'a member of another container\'s namespace: node-side shaping kept (netqos gc removes it once the veth is gone)');
+    return { exitCode: 0 };
+  }
+  const hostSide: HostSide = { identity: hookIdentity(state) };
+  const ref = unused.early?.ref ?? (path !== undefined ? { path } : undefined);
+  if (ref !== undefined && netnsExists(ref)) {
+    const ours = unused.early ? [unused.early.tools.ip.pid, unused.early.tools.tc.pid] : [];
+    if (netnsInUse(netnsPath(ref), ours)) {
+      log.debug({ ...ctx, netns: netnsPath(ref) }, 'namespace still in use by the pod: shaping kept');
+      return { exitCode: 0 };
+    }
+    const tools = unused.early?.tools;
+    unused.early = undefined;
+    const res = await removeQos(ref, { tools, hostSide });
+    log.info({ ...ctx, removed: res.removed }, 'unshaped (node side too)');
+    return { exitCode: 0 };
+  }
+  const res = await removeNodeShaping(hostSide);
+  log.info({ ...ctx, removed: res.removed }, res.removed > 0 ? 'namespace gone: node-side shaping removed' : 'namespace gone: nothing left on the node');
   return { exitCode: 0 };
 }

@@ -5,6 +5,7 @@
  */
 import type { Link, Observed } from '../domain/link.js';
 import { parseIpLinks } from '../plan/parse-ip.js';
+import { parseLinkPeers } from '../plan/host-peer.js';
 import { parseFilters, parseQdiscs } from '../plan/parse-tc.js';
 import { hookOf } from '../plan/ingress-hook.js';
 import { hasOurRoot } from '../plan/apply-plan.js';
@@ -16,13 +17,15 @@ import type { NetnsTools } from './tools-session.js';
  * it to start deleting ifbs (the slow part of a teardown) at once.
  */
 export async function discover(t: NetnsTools, onLinks?: (links: Link[]) => void): Promise<Observed> {
+  let linkText = '[]';
   const ipLinks = t.ip.ask(['link show']).then(([text]) => {
-    const links = parseIpLinks(text ?? '[]');
+    linkText = text ?? '[]';
+    const links = parseIpLinks(linkText);
     onLinks?.(links);
     return links;
   });
   const [links, [qdiscs]] = await Promise.all([ipLinks, t.tc.ask(['qdisc show'])]);
-  const observed: Observed = { links, qdiscs: parseQdiscs(qdiscs ?? '[]') };
+  const observed: Observed = { links, qdiscs: parseQdiscs(qdiscs ?? '[]'), peers: parseLinkPeers(linkText) };
   const names = observed.links.map((l) => l.name);
   const questions: [string, string, string | undefined][] = [
     ...names.filter((d) => hookOf(observed, d) !== 'none').map((d): [string, string, undefined] => [d, `filter show dev ${d} ingress`, undefined]),

@@ -26,6 +26,7 @@ import type { Config } from '../domain/config.js';
 import { isNetqosError, NetqosError, oneLine } from '../domain/errors.js';
 import type { QosSpec } from '../domain/spec.js';
 import { applyUpdate, mergeUpdates, type QosUpdate } from '../domain/update.js';
+import type { HostSide } from '../engine.js';
 import { describe, type NetnsRef } from '../kernel/netns.js';
 import type { Logger } from '../log.js';
 import { realEngine, type PodEngine } from './pod-engine.js';
@@ -142,11 +143,11 @@ export class NetqosPlugin implements PluginHandlers {
     await this.serial(pod.id, async () => {
       const started = performance.now();
       const res = await this.engine
-        .apply(ref, wanted, { defaultLatencyUs: config.queueLatencyUs, timeoutMs, sriov: sriovFromConfig(config) })
+        .apply(ref, wanted, { defaultLatencyUs: config.queueLatencyUs, timeoutMs, sriov: sriovFromConfig(config), hostSide: this.hostSide(pod.id) })
         .catch((e: unknown) => Promise.reject(forPod(label, e)));
       if (call.signal.aborted) {
         // the runtime was already told this pod failed: it will not be started, undo
-        await this.engine.remove(ref, { sriov: sriovFromConfig(config) }).catch(() => undefined);
+        await this.engine.remove(ref, { sriov: sriovFromConfig(config), hostSide: this.hostSide(pod.id) }).catch(() => undefined);
         log.warn({ pod: label }, 'shaped after the runtime gave up on the pod: removed again');
         return;
       }
@@ -234,6 +235,7 @@ export class NetqosPlugin implements PluginHandlers {
           defaultLatencyUs: this.opts.config().queueLatencyUs,
           timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS,
           sriov: sriovFromConfig(this.opts.config()),
+          hostSide: this.hostSide(id),
         });
         this.remember(id, { ...rec, identity: this.engine.identity(ref) ?? '' });
         this.opts.log.info({ pod: label, netns: describe(ref), shaped: res.shaped.map(summary) }, 'shaping verified after synchronize');
@@ -262,7 +264,12 @@ export class NetqosPlugin implements PluginHandlers {
       if (this.engine.identity(rec.ref) !== rec.identity) throw new NetqosError('NOT_FOUND', `pod ${rec.label}: its network namespace is gone`);
       const merged = mergeUpdates(this.overrides.get(id)?.update ?? {}, update);
       const spec = applyUpdate(rec.annotated, merged, `pod ${rec.label}`);
-      const res = await this.engine.apply(rec.ref, spec, { defaultLatencyUs: this.opts.config().queueLatencyUs, timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS });
+      const res = await this.engine.apply(rec.ref, spec, {
+        defaultLatencyUs: this.opts.config().queueLatencyUs,
+        timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS,
+        sriov: sriovFromConfig(this.opts.config()),
+        hostSide: this.hostSide(id),
+      });
       const next = { ...rec, spec };
       this.remember(id, next);
       const override: OverrideRecord = { pod: `${rec.namespace}/${rec.name}`, update: merged, updatedAt: new Date().toISOString() };
@@ -296,12 +303,29 @@ export class NetqosPlugin implements PluginHandlers {
     }
   }
 
-  /** Removes the pod's shaping if its namespace is still the one we shaped. Never throws. */
+  /** vethShaping "host": the pod's sandbox id names its objects on the node */
+  private hostSide(podId: string): HostSide | undefined {
+    return this.opts.config().vethShaping === 'host' ? { identity: podId } : undefined;
+  }
+
+  /**
+   * Removes the pod's shaping if its namespace is still the one we shaped. Never throws.
+   * With vethShaping "host" the node's objects (which outlive the namespace) go in any case,
+   * by the pod's identity, also for a pod this process never saw shaped (it restarted).
+   */
   private async unshape(pod: PodSandbox, why: 'stop' | 'remove'): Promise<void> {
     const rec = this.pods.get(pod.id);
+    const hostSide = this.hostSide(pod.id);
+    const now = rec && this.engine.identity(rec.ref);
+    const gone = rec === undefined ? asksForShaping(pod) : now === undefined || now !== rec.identity;
+    if (hostSide && this.engine.removeNode && gone) {
+      await this.engine
+        .removeNode(hostSide, { timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS })
+        .then((r) => r.removed > 0 && this.opts.log.info({ pod: podLabel(pod), removed: r.removed, on: why }, 'node-side shaping removed'))
+        .catch((e: unknown) => this.opts.log.error({ pod: podLabel(pod), err: oneLine(e), on: why }, 'could not remove node-side shaping'));
+    }
     if (rec === undefined) return; // never shaped (or already removed)
     const log = this.opts.log;
-    const now = this.engine.identity(rec.ref);
     if (now === undefined || now !== rec.identity) {
       log.debug({ pod: rec.label, netns: describe(rec.ref) }, 'namespace gone: nothing left to remove');
       this.pods.delete(pod.id);
@@ -312,7 +336,7 @@ export class NetqosPlugin implements PluginHandlers {
       return;
     }
     try {
-      const res = await this.engine.remove(rec.ref, { timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS, sriov: sriovFromConfig(this.opts.config()) });
+      const res = await this.engine.remove(rec.ref, { timeoutMs: BACKGROUND_CHILD_TIMEOUT_MS, sriov: sriovFromConfig(this.opts.config()), hostSide });
       this.pods.delete(pod.id);
       log.info({ pod: rec.label, removed: res.removed, on: why }, 'unshaped');
     } catch (e) {
@@ -358,6 +382,15 @@ function view(id: string, rec: PodRecord, o: OverrideRecord | undefined): PodVie
     ...(o ? { override: o.update } : {}),
     spec: rec.spec,
   };
+}
+
+/** a pod whose annotations ask for shaping (a bad one counts: it may have been shaped before a change) */
+function asksForShaping(pod: PodSandbox): boolean {
+  try {
+    return parseAnnotations(pod.annotations) !== null;
+  } catch {
+    return true;
+  }
 }
 
 const summary = (s: { dev: string; direction: string; rateBps: number }): string => `${s.dev} ${s.direction} ${s.rateBps} bit/s`;

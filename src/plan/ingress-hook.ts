@@ -13,6 +13,7 @@ import type { Filter, Observed } from '../domain/link.js';
 import type { TcOp } from './ops.js';
 import { CLSACT_INGRESS_PARENT, FILTER_PRIO, HOOK_BYPASS_FLOWID, HOOK_BYPASS_PRIO, INGRESS_PARENT, isOurIfb, ROOT_HANDLE } from './names.js';
 import { u32Match } from './u32.js';
+import { isHostIfbName } from './host-names.js';
 
 export type HookKind = 'ingress' | 'clsact' | 'none';
 
@@ -23,9 +24,12 @@ export function hookOf(observed: Observed, dev: string): HookKind {
 
 const parentOf = (hook: HookKind): string => (hook === 'clsact' ? CLSACT_INGRESS_PARENT : INGRESS_PARENT);
 
-/** tc prints a redirect whose device is gone as "*": such a filter of ours must still go */
+/**
+ * tc prints a redirect whose device is gone as "*": such a filter of ours must still go. A host
+ * peer's redirect goes to an nqh ifb (host-names.ts).
+ */
 export const isOurRedirect = (f: Filter): boolean =>
-  f.prio === FILTER_PRIO && f.redirectTo !== undefined && (isOurIfb(f.redirectTo) || f.redirectTo === '*');
+  f.prio === FILTER_PRIO && f.redirectTo !== undefined && (isOurIfb(f.redirectTo) || isHostIfbName(f.redirectTo) || f.redirectTo === '*');
 
 const BYPASS_PRIOS: readonly number[] = [HOOK_BYPASS_PRIO[4], HOOK_BYPASS_PRIO[6]];
 /** an unshaped-subnet filter of ours: its priority and our flowid, no action */

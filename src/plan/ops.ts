@@ -44,6 +44,7 @@ export type IpOp =
   | { object: 'link'; verb: 'add'; name: string; kind: 'ifb'; mtu: number }
   | { object: 'link'; verb: 'up'; name: string }
   | { object: 'link'; verb: 'gso'; name: string; gsoMaxSize: number }
+  | { object: 'link'; verb: 'alias'; name: string; alias: string }
   | { object: 'link'; verb: 'delete'; name: string };
 
 /** What a plan does, per interface and direction, for logs and for the CLI. */
@@ -52,6 +53,8 @@ export interface Shaped {
   direction: 'ingress' | 'egress';
   /** where the HTB tree lives: the device itself (egress) or its ifb (ingress) */
   shapedOn: string;
+  /** true when shapedOn is in the node's namespace (vethShaping "host"): the veth's peer or an nqh ifb */
+  onNode?: boolean;
   rateBps: number;
   burstBytes: number;
   quantum: number;

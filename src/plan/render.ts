@@ -32,6 +32,8 @@ export function renderIpOp(op: IpOp): string {
       return `link set dev ${op.name} up`;
     case 'gso':
       return `link set dev ${op.name} gso_max_size ${op.gsoMaxSize}`;
+    case 'alias':
+      return `link set dev ${op.name} alias ${op.alias}`;
     case 'delete':
       return `link del dev ${op.name}`;
   }

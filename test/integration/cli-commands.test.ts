@@ -174,7 +174,7 @@ root.describe('netqos CLI on the real kernel', () => {
   });
 
   it.each([
-    [['bogus'], 2, /^netqos: unknown command "bogus"; the commands are apply, remove, status, doctor, demo; usage: /],
+    [['bogus'], 2, /^netqos: unknown command "bogus"; the commands are apply, remove, status, gc, doctor, demo; usage: /],
     [[], 2, /^netqos: missing command; usage: /],
     [['status'], 2, /^netqos: no target: name a container, or give --pid or --netns; usage: netqos status /],
     [['status', '--netns', '/run/netns/nqt-cli-no-such-ns'], 1, /^netqos: netns \/run\/netns\/nqt-cli-no-such-ns: network namespace .* does not exist$/],
@@ -189,7 +189,7 @@ root.describe('netqos CLI on the real kernel', () => {
 
   root.it('--help for the CLI and each command, on stdout, exit 0', async () => {
     const main = await ok('--help');
-    for (const c of ['apply', 'remove', 'status', 'doctor', 'demo']) {
+    for (const c of ['apply', 'remove', 'status', 'gc', 'doctor', 'demo']) {
       expect(main).toMatch(new RegExp(`\\n  ${c} +\\S`));
       const help = await ok(c, '--help');
       expect(help).toMatch(new RegExp(`^usage: netqos ${c}`));

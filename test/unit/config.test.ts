@@ -30,6 +30,7 @@ describe('parseConfig: valid files', () => {
       hookTimeoutMs: 8000,
       vfEgress: 'software',
       sriovStateDir: '/run/netqos/sriov',
+      vethShaping: 'container',
     });
     expect(parseConfig('{}', PATH)).toEqual(DEFAULT_CONFIG);
   });
@@ -51,6 +52,8 @@ describe('parseConfig: valid files', () => {
     ['{"sriovStateDir": "/var/lib/netqos/sriov"}', { sriovStateDir: '/var/lib/netqos/sriov' }],
     ['{"hookTimeoutMs": 25000}', { hookTimeoutMs: 25000 }],
     ['{"hookTimeoutMs": 5e3}', { hookTimeoutMs: 5000 }],
+    ['{"vethShaping": "host"}', { vethShaping: 'host' }],
+    ['{"vethShaping": "container"}', { vethShaping: 'container' }],
     ['\uFEFF{"onError": "warn"}', { onError: 'warn' }], // a BOM from an editor
     ['  {\n  "onError": "warn"\n}\n', { onError: 'warn' }],
   ];
@@ -102,8 +105,12 @@ describe('parseConfig: one-line rejections', () => {
     ['{"sriovStateDir": "run/netqos"}', 'sriovStateDir="run/netqos": not an absolute path; use an absolute path such as "/run/netqos/sriov"'],
     ['{"sriovStateDir": 7}', 'sriovStateDir=7: not a string; use an absolute path such as "/run/netqos/sriov"'],
     [
+      '{"vethShaping": "node"}',
+      'vethShaping="node": not one of the choices; use "container" (shape inside the container) or "host" (shape a veth on its peer in the node\'s namespace)',
+    ],
+    [
       '{"onerror": "warn"}',
-      'onerror="warn": unknown field; the fields are onError, log, queueLatency, hookTimeoutMs, vfEgress, sriovStateDir',
+      'onerror="warn": unknown field; the fields are onError, log, queueLatency, hookTimeoutMs, vfEgress, sriovStateDir, vethShaping',
     ],
     ['[]', `the top level is not a JSON object; ${TOP}`],
     ['null', `the top level is not a JSON object; ${TOP}`],

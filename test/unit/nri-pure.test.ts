@@ -74,7 +74,7 @@ describe('effectiveConfig', () => {
     const { config, problems } = effectiveConfig('{"onError": "warn"}', FILE, '{"onErorr": "fail"}');
     expect(config.onError).toBe('warn');
     expect(problems).toEqual([
-      `invalid config ${DROP_IN_LABEL}: onErorr="fail": unknown field; the fields are onError, log, queueLatency, hookTimeoutMs, vfEgress, sriovStateDir (ignored)`,
+      `invalid config ${DROP_IN_LABEL}: onErorr="fail": unknown field; the fields are onError, log, queueLatency, hookTimeoutMs, vfEgress, sriovStateDir, vethShaping (ignored)`,
     ]);
   });
 
