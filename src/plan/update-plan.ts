@@ -15,7 +15,7 @@ import type { QosSpec } from '../domain/spec.js';
 import { applyUpdate, type QosUpdate } from '../domain/update.js';
 import { planApply } from './apply-plan.js';
 import { currentSpecs, type CurrentInput } from './current-spec.js';
-import { CLASS_ID } from './names.js';
+import { BYPASS_CLASS_ID, CLASS_ID, HOOK_BYPASS_FLOWID } from './names.js';
 import { emptyPlan, type IpOp, type Plan, type TcOp } from './ops.js';
 import { renderIpOp, renderTcOp } from './render.js';
 
@@ -37,6 +37,16 @@ export function planUpdate(input: UpdateInput): UpdatePlan {
   const before = currentSpecs(input);
   if (before.size === 0) {
     throw new NetqosError('NOT_FOUND', `${input.target}: netqos does not shape it (no HTB tree of netqos's in its namespace); shape it with netqos apply first`);
+  }
+  // classes and unshaped subnets are not read back (the annotations hold their matches):
+  // changing the total under them is a new apply, not an in-place change
+  const withClasses = [...input.classes].find(([, cs]) => cs.some((c) => c.parent === CLASS_ID || c.classid === BYPASS_CLASS_ID))?.[0] ??
+    (input.observed.filters ?? []).find((f) => f.flowid === HOOK_BYPASS_FLOWID)?.dev;
+  if (withClasses) {
+    throw new NetqosError(
+      'INVALID_ARGUMENT',
+      `${input.target}: ${withClasses} has per-destination classes or unshaped subnets, which netqos update does not change; apply the new limits with netqos apply or the annotations`,
+    );
   }
   const after = new Map<string, QosSpec>();
   const plan = emptyPlan();

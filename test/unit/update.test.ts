@@ -171,4 +171,18 @@ describe('planUpdate (golden)', () => {
     const e = rejection(() => planUpdate({ ...noRedirect, update: { egress: { rateBps: 2e7 } } }));
     expect(e.message).toBe('netns /run/netns/c: its shaping is incomplete (an update would have to run "filter add dev eth0 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi2"); repair it with netqos apply');
   });
+
+  it('refuses a tree with classes or unshaped subnets (their matches live in the annotations, not the kernel)', () => {
+    const withChild = classes(
+      'class htb 4e51:1 root rate 50Mbit ceil 50Mbit burst 62500b cburst 62500b \n' +
+        'class htb 4e51:11 parent 4e51:1 leaf 4e5b: prio 0 rate 40Mbit ceil 50Mbit burst 50000b cburst 50000b \n',
+      'class htb 4e51:1 root leaf 4e52: prio 0 rate 20Mbit ceil 20Mbit burst 25000b cburst 25000b \n',
+    );
+    const msg = (o: object) => rejection(() => planUpdate({ ...base, ...o, update: { egress: { rateBps: 2e7 } } })).message;
+    expect(msg({ classes: withChild })).toBe(
+      'netns /run/netns/c: eth0 has per-destination classes or unshaped subnets, which netqos update does not change; apply the new limits with netqos apply or the annotations',
+    );
+    const bypass = { dev: 'eth0', parent: 'ffff:', prio: 47, handle: '800::800', kind: 'u32', flowid: 'ffff:4e51' };
+    expect(msg({ observed: { ...SHAPED, filters: [...(SHAPED.filters ?? []), bypass] } })).toMatch(/^netns \/run\/netns\/c: eth0 has per-destination classes or unshaped subnets/);
+  });
 });
