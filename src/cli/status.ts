@@ -16,9 +16,9 @@ export async function readStatus(ref: NetnsRef, target: string): Promise<StatusR
   const [stats, classes] = await Promise.all([
     readQdiscStats(ref, devs),
     // tc prints HTB classes as text whatever -json says (iproute2 6.1): one process per device,
-    // since text output does not name the device
+    // since text output does not name the device; -s for the counters of each child class
     Promise.all(devs.map(async (dev): Promise<[string, HtbClass[]]> => {
-      const res = await inNetns(ref, 'tc', ['class', 'show', 'dev', dev]);
+      const res = await inNetns(ref, 'tc', ['-s', 'class', 'show', 'dev', dev]);
       return [dev, parseHtbClassText(res.stdout, dev)];
     })),
   ]);
@@ -37,6 +37,9 @@ export const status: Command = {
     'Shows, per interface and direction (the container\'s view), the configured rate and burst of',
     'netqos\'s HTB class and the live counters: bytes, packets, drops, overlimits, backlog.',
     'Egress is shaped on the interface itself, ingress on its ifb nqi<ifindex>.',
+    'With classes (netqos.io/<dir>-classes) a second table shows each class: its id, its place',
+    'in the annotation (#1, #2, ...: the kernel keeps no names), default or unshaped, what it',
+    'matches, rate, ceil, prio and its own counters.',
     '',
     '  --json    machine-readable output',
   ].join('\n'),

@@ -31,24 +31,41 @@ export function readTcSize(text: string): number | undefined {
   return Math.round(Number(m[1]) * 1024 ** (POWER[m[2] ?? ''] ?? 0));
 }
 
-/** HTB classes of one device, from `tc class show dev <dev>` (statistics lines are skipped). */
 /** An HTB class as `tc class show` prints it (iproute2 6.1 has no JSON for htb classes). */
 export interface HtbClass {
   dev: string;
   classid: string;
   parent: string;
   leaf?: string;
+  /** printed for leaf classes only (HTB's inner classes have none) */
+  prio?: number;
   rateBytes: number;
   ceilBytes: number;
   burstBytes: number;
   cburstBytes: number;
+  /** with `tc -s`: the class's own counters (drops and backlog are its leaf queue's) */
   counters?: Counters;
 }
 
+const SENT = /^Sent (\d+) bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)/;
+const BACKLOG = /^backlog (\S+) (\d+)p/;
+
+/**
+ * HTB classes of one device, from `tc [-s] class show dev <dev>`. With -s, each class is
+ * followed by its statistics:
+ *
+ *    Sent 294 bytes 3 pkt (dropped 0, overlimits 0 requeues 0)
+ *    backlog 0b 0p requeues 0
+ *    lended: 3 borrowed: 0 giants: 0
+ */
+
 export function parseHtbClassText(text: string, dev: string): HtbClass[] {
   const out: HtbClass[] = [];
+  let last: HtbClass | undefined;
   for (const line of text.split('\n')) {
     const words = line.trim().split(/\s+/);
+    if (words[0] === 'class') last = undefined;
+    if (last && readStats(last, line.trim())) continue;
     if (words[0] !== 'class' || words[1] !== 'htb') continue;
     const classid = words[2];
     if (classid === undefined) continue;
@@ -67,18 +84,37 @@ export function parseHtbClassText(text: string, dev: string): HtbClass[] {
       return bytes;
     };
     const leaf = after('leaf');
-    out.push({
+    const prio = after('prio');
+    last = {
       dev,
       classid,
       parent: words[3] === 'root' ? 'root' : (after('parent') ?? ''),
       ...(leaf !== undefined ? { leaf } : {}),
+      ...(prio !== undefined && /^\d+$/.test(prio) ? { prio: Number(prio) } : {}),
       rateBytes: rate('rate'),
       ceilBytes: rate('ceil'),
       burstBytes: size('burst'),
       cburstBytes: size('cburst'),
-    });
+    };
+    out.push(last);
   }
   return out;
+}
+
+/** A statistics line of the class above it: true when it was one. */
+function readStats(c: HtbClass, line: string): boolean {
+  const sent = SENT.exec(line);
+  if (sent) {
+    c.counters = { bytes: Number(sent[1]), packets: Number(sent[2]), drops: Number(sent[3]), overlimits: Number(sent[4]), backlog: 0, qlen: 0 };
+    return true;
+  }
+  const backlog = BACKLOG.exec(line);
+  if (backlog && c.counters) {
+    c.counters.backlog = readTcSize(backlog[1] ?? '') ?? 0;
+    c.counters.qlen = Number(backlog[2]);
+    return true;
+  }
+  return false;
 }
 
 function unreadable(line: string, key: string): NetqosError {

@@ -5,7 +5,7 @@
  * iproute2's u32 "ip"/"ip6" shortcuts use them; ports assume no IPv4 options and no IPv6
  * extension headers (such packets do not match and fall to the default class). Pure.
  */
-import type { Cidr } from '../domain/cidr.js';
+import { ipv6Text, type Cidr } from '../domain/cidr.js';
 import type { ClassMatch } from '../domain/spec.js';
 
 export type Side = 'src' | 'dst';
@@ -59,3 +59,63 @@ export function u32Match(c: Cidr, side: Side, m: Pick<ClassMatch, 'protocol' | '
   }
   return { words, keys };
 }
+
+/** A class filter's rule read back: what u32Match wrote, from the keys the kernel holds. */
+export interface ReadMatch {
+  cidr: string;
+  protocol?: string;
+  port?: number;
+}
+
+const PROTO_NAME: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(PROTO_NUMBER).map(([k, v]) => [v, k]));
+const KEY = /^([0-9a-f]{8})\/([0-9a-f]{8})@(\d+)$/;
+const bitsSet = (mask: number): number => {
+  let n = 0;
+  for (let m = mask >>> 0; m; m = (m << 1) >>> 0) n++;
+  return n;
+};
+
+/**
+ * The inverse of u32Match for `netqos status`: the prefix (on `side`), protocol and port of a
+ * rule from its kernel keys. undefined when the keys are not the shape netqos writes (someone
+ * edited the filter), so status can say so instead of guessing.
+ */
+export function readU32Match(keys: readonly string[], protocol: string | undefined, side: Side): ReadMatch | undefined {
+  const v4 = protocol === 'ip';
+  if (!v4 && protocol !== 'ipv6') return undefined;
+  const addrBase = v4 ? (side === 'src' ? 12 : 16) : side === 'src' ? 8 : 24;
+  const addrWords = v4 ? 1 : 4;
+  const bytes = new Array<number>(v4 ? 4 : 16).fill(0);
+  let prefix = 0;
+  let contiguous = true;
+  const out: Partial<ReadMatch> = {};
+  for (const k of keys) {
+    const m = KEY.exec(k);
+    if (!m) return undefined;
+    const value = parseInt(m[1]!, 16);
+    const mask = parseInt(m[2]!, 16);
+    const off = Number(m[3]);
+    const w = (off - addrBase) / 4;
+    if (Number.isInteger(w) && w >= 0 && w < addrWords) {
+      // words of a prefix come in order, all full but the last
+      if (!contiguous || w * 32 !== prefix) return undefined;
+      const bits = bitsSet(mask);
+      if (bits < 32) contiguous = false;
+      prefix += bits;
+      for (let i = 0; i < 4; i++) bytes[4 * w + i] = (value >>> (24 - 8 * i)) & 0xff;
+    } else if (v4 ? off === 8 && mask === 0x00ff0000 : off === 4 && mask === 0x0000ff00) {
+      const n = v4 ? value >>> 16 : value >>> 8;
+      out.protocol = PROTO_NAME[n] ?? String(n);
+    } else if (off === (v4 ? 20 : 40) && mask === (side === 'src' ? 0xffff0000 : 0x0000ffff)) {
+      out.port = side === 'src' ? value >>> 16 : value;
+    } else {
+      return undefined;
+    }
+  }
+  const addr = v4 ? bytes.join('.') : ipv6Text(bytes);
+  return { cidr: `${addr}/${prefix}`, ...out };
+}
+
+/** "198.18.0.0/24 tcp port 5432" */
+export const matchText = (m: ReadMatch): string =>
+  [m.cidr, m.protocol, m.port !== undefined ? `port ${m.port}` : undefined].filter((x) => x !== undefined).join(' ');

@@ -49,17 +49,50 @@ describe('readTcSize (bytes)', () => {
 });
 
 describe('parseHtbClassText', () => {
-  it('recorded `tc -s class show` of our egress class: statistics lines are skipped', () => {
+  it('recorded `tc -s class show` of our egress class: prio and the counters of the statistics lines', () => {
     expect(parseHtbClassText(fixture('tc-class-htb-stats.txt'), 'nqtc0')).toEqual([
       {
         dev: 'nqtc0',
         classid: '4e51:1',
         parent: 'root',
         leaf: '4e52:',
+        prio: 0,
         rateBytes: 1_250_000,
         ceilBytes: 1_250_000,
         burstBytes: 12500,
         cburstBytes: 12500,
+        counters: { bytes: 1484, packets: 27, drops: 0, overlimits: 0, backlog: 0, qlen: 0 },
+      },
+    ]);
+  });
+
+  it('recorded classes with children: each class gets its own counters, the parent has no prio', () => {
+    const got = parseHtbClassText(fixture('tc-class-veth-classes-nqtr0.txt'), 'nqtr0');
+    expect(got.map((c) => [c.classid, c.parent, c.leaf, c.prio, c.rateBytes * 8, c.ceilBytes * 8, c.counters?.bytes, c.counters?.packets])).toEqual([
+      ['4e51:11', '4e51:1', '5011:', 0, 8e6, 8e6, 602, 7],
+      ['4e51:1', 'root', undefined, undefined, 20e6, 20e6, 2668, 32],
+      ['4e51:10', '4e51:1', '5010:', 7, 8e6, 20e6, 2066, 25],
+      ['4e51:2', 'root', '5002:', 0, 100e9, 100e9, 294, 3],
+      ['4e51:12', '4e51:1', '5012:', 3, 4e6, 10e6, 0, 0],
+    ]);
+  });
+
+  it('drops, overlimits and a backlog in Kb are read; statistics without a class line are ignored', () => {
+    const text = [
+      ' Sent 5 bytes 1 pkt (dropped 9, overlimits 9 requeues 0) ',
+      'class htb 4e51:11 parent 4e51:1 leaf 5011: prio 2 rate 8Mbit ceil 8Mbit burst 10000b cburst 10000b ',
+      ' Sent 123456 bytes 90 pkt (dropped 4, overlimits 17 requeues 0) ',
+      ' backlog 3Kb 2p requeues 0',
+      ' lended: 3 borrowed: 0 giants: 0',
+      'class tbf 8001:1 parent 8001: ',
+      ' Sent 7 bytes 1 pkt (dropped 0, overlimits 0 requeues 0) ',
+      '',
+    ].join('\n');
+    expect(parseHtbClassText(text, 'eth0')).toEqual([
+      {
+        dev: 'eth0', classid: '4e51:11', parent: '4e51:1', leaf: '5011:', prio: 2,
+        rateBytes: 1e6, ceilBytes: 1e6, burstBytes: 10000, cburstBytes: 10000,
+        counters: { bytes: 123456, packets: 90, drops: 4, overlimits: 17, backlog: 3072, qlen: 2 },
       },
     ]);
   });
@@ -73,8 +106,8 @@ describe('parseHtbClassText', () => {
     ].join('\n');
     expect(parseHtbClassText(text, 'eth0')).toEqual([
       { dev: 'eth0', classid: '1:1', parent: 'root', rateBytes: 125e6, ceilBytes: 125e6, burstBytes: 1375, cburstBytes: 1375 },
-      { dev: 'eth0', classid: '1:10', parent: '1:1', leaf: '10:', rateBytes: 187_500, ceilBytes: 1_250_000, burstBytes: 15360, cburstBytes: 1600 },
-      { dev: 'eth0', classid: '1:20', parent: '1:1', rateBytes: 1, ceilBytes: 250e6, burstBytes: 2 ** 21, cburstBytes: 2 ** 21 },
+      { dev: 'eth0', classid: '1:10', parent: '1:1', leaf: '10:', prio: 0, rateBytes: 187_500, ceilBytes: 1_250_000, burstBytes: 15360, cburstBytes: 1600 },
+      { dev: 'eth0', classid: '1:20', parent: '1:1', prio: 3, rateBytes: 1, ceilBytes: 250e6, burstBytes: 2 ** 21, cburstBytes: 2 ** 21 },
     ]);
   });
 
