@@ -174,7 +174,7 @@ root.describe('netqos CLI on the real kernel', () => {
   });
 
   it.each([
-    [['bogus'], 2, /^netqos: unknown command "bogus"; the commands are apply, remove, status, gc, doctor, demo; usage: /],
+    [['bogus'], 2, /^netqos: unknown command "bogus"; the commands are apply, update, remove, status, gc, doctor, demo; usage: /],
     [[], 2, /^netqos: missing command; usage: /],
     [['status'], 2, /^netqos: no target: name a container, or give --pid or --netns; usage: netqos status /],
     [['status', '--netns', '/run/netns/nqt-cli-no-such-ns'], 1, /^netqos: netns \/run\/netns\/nqt-cli-no-such-ns: network namespace .* does not exist$/],
