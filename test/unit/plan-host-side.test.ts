@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { NetqosError } from '../../src/domain/errors.js';
 import { MINIMAL_CAPS, type Filter, type Link, type LinkPeer, type Observed, type Qdisc } from '../../src/domain/link.js';
 import { confirmed, findOrphans, planGc } from '../../src/plan/host-gc.js';
-import { checkIdentity, formatHostAlias, hostIfbName, isHostIfbName, parseHostAlias } from '../../src/plan/host-names.js';
+import { checkIdentity, fnv1a64, formatHostAlias, hostIfbName, isHostIfbName, parseHostAlias } from '../../src/plan/host-names.js';
 import { findHostPeer, parseLinkPeers } from '../../src/plan/host-peer.js';
 import { planHostApply, planHostRemove } from '../../src/plan/host-side.js';
 import { isOurFilter } from '../../src/plan/ingress-hook.js';
@@ -76,10 +76,15 @@ describe('names and aliases', () => {
     expect(hostIfbName(ID, 'eth0')).toBe(IFB);
     expect(hostIfbName(ID, 'net1')).not.toBe(IFB);
     expect(hostIfbName('3f1c2a9b7d10ab', 'eth0')).not.toBe(IFB);
-    // sha256("3f1c2a9b7d10aa\0eth0") as `printf ... | sha256sum` prints it, pinned: a change of the scheme would orphan every ifb on upgrade
-    expect(IFB).toBe('nqhfd3480272134');
+    // FNV-1a 64 of "3f1c2a9b7d10aa\0eth0" is 79ace94118a36fd7 (computed independently in Python),
+    // pinned: a change of the scheme would orphan every ifb on upgrade
+    expect(IFB).toBe('nqhe94118a36fd7');
+    // the published FNV-1a 64 test vectors
+    expect(fnv1a64('').toString(16)).toBe('cbf29ce484222325');
+    expect(fnv1a64('a').toString(16)).toBe('af63dc4c8601ec8c');
+    expect(fnv1a64('foobar').toString(16)).toBe('85944171f73967e8');
     expect(isHostIfbName(IFB)).toBe(true);
-    for (const n of ['nqi3', 'nqhfd348027213', 'nqhFD3480272134', 'ifb0', 'bwp0123456789ab']) expect(isHostIfbName(n)).toBe(false);
+    for (const n of ['nqi3', 'nqhe94118a36fd', 'nqhE94118A36FD7', 'ifb0', 'bwp0123456789ab']) expect(isHostIfbName(n)).toBe(false);
   });
 
   it('the alias round-trips; anything else is not ours', () => {
