@@ -117,7 +117,9 @@ put dist/netqos-hook.cjs "$LIB/netqos-hook.cjs" 0644
 put dist/netqos-hook-main.cjs "$LIB/netqos-hook-main.cjs" 0644
 put dist/netqos-nri.cjs "$LIB/netqos-nri.cjs" 0644
 # warm the hook's V8 code cache now, so no container start pays for compiling it
-rm -f "$LIB/netqos-hook-main.cjs.v8cache"
+rm -f "$LIB/netqos-hook-main.cjs.v8cache" "$LIB/netqos-hook-config.memo.json"
+# the hook's memo of the config it last validated (written by the hook itself when it runs)
+echo "$LIB/netqos-hook-config.memo.json" >> "$MANIFEST.new"
 echo '{"id":"netqos-install","status":"created","pid":1,"bundle":"/nonexistent","annotations":{}}' |
   NETQOS_CONFIG=/nonexistent "$NODE" "$LIB/netqos-hook.cjs" || die "the installed hook does not run"
 [ -f "$LIB/netqos-hook-main.cjs.v8cache" ] && echo "$LIB/netqos-hook-main.cjs.v8cache" >> "$MANIFEST.new"

@@ -14,6 +14,7 @@ const entries = {
 
 mkdirSync('dist', { recursive: true });
 rmSync('dist/netqos-hook-main.cjs.v8cache', { force: true });
+rmSync('dist/netqos-hook-config.memo.json', { force: true }); // the hook's memo of its validated config (src/config-file.ts)
 await Promise.all(
   Object.entries(entries).map(([name, entry]) =>
     build({

@@ -62,7 +62,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 /** the fields of the file, in the order the messages list them */
-const FIELDS = ['onError', 'log', 'queueLatency', 'hookTimeoutMs', 'vfEgress', 'sriovStateDir', 'vethShaping'];
+export const CONFIG_FIELDS = ['onError', 'log', 'queueLatency', 'hookTimeoutMs', 'vfEgress', 'sriovStateDir', 'vethShaping'];
 const absolutePath = () => string().check(refine((p: string) => p.startsWith('/') && !p.includes('\0'), 'not an absolute path'));
 
 // Built on first use: with no config file (the common case) the hook never needs them.
@@ -138,7 +138,7 @@ function describe(issue: Issue | undefined, input: unknown): string {
   const field = issue.path.join('.');
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0] ?? '';
-    const fields = (field === 'log' ? Object.keys(DEFAULT_CONFIG.log) : FIELDS).join(', ');
+    const fields = (field === 'log' ? Object.keys(DEFAULT_CONFIG.log) : CONFIG_FIELDS).join(', ');
     const where = field === '' ? '' : `${field}.`;
     return `${where}${key}=${show(at(input, [...issue.path, key]))}: unknown field; the fields ${
       field === '' ? 'are' : `of ${field} are`

@@ -3,6 +3,7 @@
  * stdin, runs the hook under an overall deadline, prints at most one line, sets the exit code.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { DEFAULT_CONFIG, type Config } from '../domain/config.js';
 import { oneLine } from '../domain/errors.js';
 import { readConfigFile } from '../config-file.js';
@@ -22,7 +23,7 @@ async function main(): Promise<number> {
   const early = openEarly(state, process.argv[2]);
   let config: Config = { ...DEFAULT_CONFIG };
   try {
-    config = readConfigFile(process.env.NETQOS_CONFIG);
+    config = readConfigFile(process.env.NETQOS_CONFIG, memoFile());
   } catch (e) {
     // a broken config must be seen, and is never a reason to act differently than the defaults
     process.stderr.write(`netqos: ${oneLine(e)} (using defaults)\n`);
@@ -44,6 +45,9 @@ async function main(): Promise<number> {
   }
   return code;
 }
+
+/** beside the installed hook (argv[1], the loader), like its V8 code cache */
+const memoFile = (): string | undefined => (process.argv[1] ? join(dirname(process.argv[1]), 'netqos-hook-config.memo.json') : undefined);
 
 void main().then((code) => {
   process.exitCode = code;

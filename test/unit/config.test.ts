@@ -1,4 +1,4 @@
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -173,5 +173,43 @@ describe('readConfigFile', () => {
       `invalid config ${path}: cannot read it (EISDIR); make it a readable JSON file or remove it to use the defaults`,
     );
     expect((e.cause as NodeJS.ErrnoException).code).toBe('EISDIR');
+  });
+});
+
+describe('readConfigFile: the hook memo of the last validated config', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nqt-memo-'));
+  const cfg = join(dir, 'config.json');
+  const memo = join(dir, 'memo.json');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('validates once, then answers from the memo while path and text stay the same', () => {
+    writeFileSync(cfg, '{"onError":"warn"}');
+    expect(readConfigFile(cfg, memo).onError).toBe('warn');
+    const m = JSON.parse(readFileSync(memo, 'utf8')) as { text: string; config: { queueLatencyUs: number } };
+    expect(m.text).toBe('{"onError":"warn"}');
+    // a value only the memo holds proves the second read came from it
+    m.config.queueLatencyUs = 1234;
+    writeFileSync(memo, JSON.stringify(m));
+    expect(readConfigFile(cfg, memo).queueLatencyUs).toBe(1234);
+  });
+
+  it('a changed file is validated again (and a bad one is refused, memo or not)', () => {
+    writeFileSync(cfg, '{"onError":"fail"}');
+    expect(readConfigFile(cfg, memo)).toMatchObject({ onError: 'fail', queueLatencyUs: 5000 });
+    writeFileSync(cfg, '{"onError":"maybe"}');
+    expect(() => readConfigFile(cfg, memo)).toThrow(/onError="maybe"/);
+  });
+
+  it('a memo of another version, of another path, or unreadable is not trusted', () => {
+    writeFileSync(cfg, '{}');
+    readConfigFile(cfg, memo);
+    const m = JSON.parse(readFileSync(memo, 'utf8')) as { v: string; path: string; config: { hookTimeoutMs: number } };
+    m.config.hookTimeoutMs = 1111;
+    writeFileSync(memo, JSON.stringify({ ...m, v: '0:onError' }));
+    expect(readConfigFile(cfg, memo).hookTimeoutMs).toBe(8000);
+    writeFileSync(memo, JSON.stringify({ ...m, path: '/elsewhere.json' }));
+    expect(readConfigFile(cfg, memo).hookTimeoutMs).toBe(8000);
+    writeFileSync(memo, 'not json');
+    expect(readConfigFile(cfg, memo).hookTimeoutMs).toBe(8000);
   });
 });
