@@ -113,7 +113,11 @@ export async function removeHostQos(ref: NetnsRef | undefined, host: Partial<Hos
     }
   } catch (e) {
     await Promise.all([tools ? closeTools(tools) : undefined, closeTools(node)]);
-    // something vanished under us (the container exiting): fine if nothing of ours is left
+    // Something vanished under us: the kernel tears a deleted namespace down in the background,
+    // so its veth's node end can be listed and gone a moment later ("Cannot find device").
+    // What is ours on the node is planned again from what is there now (measured in CI: the
+    // first plan named the vanished peer), then it is fine if nothing of ours is left.
+    await removeNodeLeft(host).catch(() => undefined);
     const left = await leftOnNode(host);
     if (left > 0 || (ref !== undefined && netnsExists(ref) && (await leftInContainer(ref)) > 0)) {
       throw new NetqosError('KERNEL', `could not remove host-side shaping of ${host.identity ?? describe(ref!)}: ${(e as Error).message}`, { cause: e });
@@ -122,6 +126,16 @@ export async function removeHostQos(ref: NetnsRef | undefined, host: Partial<Hos
     if (tools) await closeTools(tools);
   }
   return { present, removed };
+}
+
+async function removeNodeLeft(host: Partial<HostSide>): Promise<void> {
+  if (host.identity === undefined) return;
+  const node = openTools(nodeRef(host));
+  try {
+    await applyPlan(node, planHostRemove({ identity: host.identity, host: await discoverHost(node) }));
+  } finally {
+    await closeTools(node);
+  }
 }
 
 async function leftOnNode(host: Partial<HostSide>): Promise<number> {

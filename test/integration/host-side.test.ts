@@ -36,6 +36,16 @@ interface IpLinkJson {
 const linksOf = async (ns: string): Promise<IpLinkJson[]> => JSON.parse((await ipIn(ns, ['-json', '-details', 'link', 'show'])).stdout) as IpLinkJson[];
 const ifbsOf = async (ns: string): Promise<string[]> =>
   (await linksOf(ns)).filter((l) => l.linkinfo?.info_kind === 'ifb').map((l) => l.ifname).sort();
+/**
+ * `ip netns del` returns before the kernel has torn the namespace down (cleanup_net runs in a
+ * workqueue): the veth pair, and with it the node end, goes a moment later. Podman's poststop
+ * comes long after that; the tests wait for it (bounded) so they test the state they mean to.
+ */
+async function deleteNetnsAndWait(ns: string, node: string, nodeEnd: string): Promise<void> {
+  await run(toolPath('ip'), ['netns', 'del', ns]);
+  for (let i = 0; i < 200 && (await linksOf(node)).some((l) => l.ifname === nodeEnd); i++) await new Promise((r) => setTimeout(r, 10));
+  expect((await linksOf(node)).map((l) => l.ifname), `${nodeEnd} still on the node 2 s after its namespace was deleted`).not.toContain(nodeEnd);
+}
 const qdiscsOf = async (ns: string, dev: string): Promise<string> => (await tcIn(ns, ['qdisc', 'show', 'dev', dev])).stdout;
 
 async function forward(ns: string): Promise<void> {
@@ -162,7 +172,7 @@ root.describe('vethShaping "host": shaping on the node end of the veth', () => {
     await applyQos(nsRef(d), { egress: { rateBps: 10e6 }, ingress: { rateBps: 10e6 } }, { hostSide: dSide });
     const ifb = hostIfbName(ID_D, 'eth0');
     expect(await ifbsOf(node)).toEqual([ifb]);
-    await run(toolPath('ip'), ['netns', 'del', d]); // as podman does before poststop: the veth pair goes with it
+    await deleteNetnsAndWait(d, node, 'h2'); // as podman does before poststop: the veth pair goes with it
     expect(await ifbsOf(node)).toEqual([ifb]); // the kernel leaves the ifb behind
     const r = await removeQos(nsRef(d), { hostSide: dSide });
     expect(r).toEqual({ present: false, removed: 1 });
@@ -181,7 +191,7 @@ root.describe('vethShaping "host": shaping on the node end of the veth', () => {
     await ipBatch(e, ['link set eth0 up']);
     const eSide = { identity: 'orphan-e', netns: { path: nsPath(node) } };
     await applyQos(nsRef(e), { egress: { rateBps: 5e6 } }, { hostSide: eSide });
-    await run(toolPath('ip'), ['netns', 'del', e]);
+    await deleteNetnsAndWait(e, node, 'h3');
     await ipBatch(node, ['link add nqh0123456789ab type ifb', 'link add nqt-foreign type ifb', 'link set dev nqt-foreign alias netqos:h1:someone:eth0:4102:h1']);
     const live = hostIfbName(ID_C, 'eth0');
     const orphan = hostIfbName('orphan-e', 'eth0');
