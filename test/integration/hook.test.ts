@@ -3,7 +3,7 @@
  * the decisions of createRuntime and poststop, the exit codes and the one stderr line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
@@ -62,6 +62,7 @@ root.describe('netqos-hook on real namespaces', () => {
       if (p.pid) unregisterPid(p.pid);
     }
     await cleanupAll();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   root.it('createRuntime shapes the namespace of the state pid, silently', async () => {

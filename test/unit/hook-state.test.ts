@@ -1,8 +1,8 @@
 /** OCI state parsing and stage detection, from the states crun, runc and podman really send. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { bundleNetnsPath, parseState, stageOf } from '../../src/hook/state.js';
 import { isPodAppContainer } from '../../src/hook/owner.js';
 import hooksD from '../../hooks/50-netqos.json' with { type: 'json' };
@@ -52,8 +52,13 @@ describe('bad stdin gives one clear line', () => {
 });
 
 describe('the network namespace named by bundle/config.json', () => {
+  const made: string[] = [];
+  afterAll(() => {
+    for (const d of made) rmSync(d, { recursive: true, force: true });
+  });
   const bundle = (namespaces: object[]): string => {
     const dir = mkdtempSync(join(tmpdir(), 'nqt-bundle-'));
+    made.push(dir);
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ linux: { namespaces } }));
     return dir;
   };
