@@ -113,7 +113,7 @@ export async function updateQos(ref: NetnsRef, update: QosUpdate, opts: EngineOp
   try {
     const [caps, observed] = await Promise.all([opts.caps ?? capabilities(), discover(tools)]);
     const devs = [...new Set(treeDevices(observed).map((t) => t.dev))];
-    const [classes, qdiscs] = await Promise.all([readHtbClasses(ref, devs, opts.timeoutMs), readQdiscStats(ref, devs)]);
+    const [classes, qdiscs] = await Promise.all([readHtbClasses(ref, devs, { timeoutMs: opts.timeoutMs }), readQdiscStats(ref, devs)]);
     const res = planUpdate({
       observed,
       classes,

@@ -1,9 +1,8 @@
 /** `netqos status <target> [--json]`: configured rates and live counters per interface and direction. */
 import { observe } from '../engine.js';
-import { assertNotHost, inNetns, type NetnsRef } from '../kernel/netns.js';
+import { readHtbClasses } from '../kernel/classes.js';
+import { assertNotHost, type NetnsRef } from '../kernel/netns.js';
 import { readQdiscStats } from '../kernel/stats.js';
-import { parseHtbClassText } from '../plan/parse-class.js';
-import type { HtbClass } from '../plan/parse-class.js';
 import { booleanFlag } from './args.js';
 import type { Command } from './command.js';
 import { buildStatus, renderStatusJson, renderStatusTable, shapedTrees, type StatusReport } from './status-report.js';
@@ -13,16 +12,9 @@ export async function readStatus(ref: NetnsRef, target: string): Promise<StatusR
   assertNotHost(ref);
   const observed = await observe(ref);
   const devs = [...new Set(shapedTrees(observed).map((t) => t.dev))];
-  const [stats, classes] = await Promise.all([
-    readQdiscStats(ref, devs),
-    // tc prints HTB classes as text whatever -json says (iproute2 6.1): one process per device,
-    // since text output does not name the device; -s for the counters of each child class
-    Promise.all(devs.map(async (dev): Promise<[string, HtbClass[]]> => {
-      const res = await inNetns(ref, 'tc', ['-s', 'class', 'show', 'dev', dev]);
-      return [dev, parseHtbClassText(res.stdout, dev)];
-    })),
-  ]);
-  return buildStatus({ target, observed, stats, classes: new Map(classes) });
+  // counters (-s) for each child class
+  const [stats, classes] = await Promise.all([readQdiscStats(ref, devs), readHtbClasses(ref, devs, { counters: true })]);
+  return buildStatus({ target, observed, stats, classes });
 }
 
 export const status: Command = {

@@ -5,10 +5,14 @@
 import { parseHtbClassText, type HtbClass } from '../plan/parse-class.js';
 import { inNetns, type NetnsRef } from './netns.js';
 
-export async function readHtbClasses(ref: NetnsRef, devs: readonly string[], timeoutMs?: number): Promise<Map<string, HtbClass[]>> {
+export async function readHtbClasses(
+  ref: NetnsRef,
+  devs: readonly string[],
+  opts: { timeoutMs?: number; counters?: boolean } = {},
+): Promise<Map<string, HtbClass[]>> {
   const pairs = await Promise.all(
     devs.map(async (dev): Promise<[string, HtbClass[]]> => {
-      const res = await inNetns(ref, 'tc', ['class', 'show', 'dev', dev], { timeoutMs });
+      const res = await inNetns(ref, 'tc', [...(opts.counters ? ['-s'] : []), 'class', 'show', 'dev', dev], { timeoutMs: opts.timeoutMs });
       return [dev, parseHtbClassText(res.stdout, dev)];
     }),
   );

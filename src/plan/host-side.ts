@@ -16,7 +16,7 @@
  */
 import { NetqosError } from '../domain/errors.js';
 import type { Capabilities, Link, Observed } from '../domain/link.js';
-import type { QosSpec } from '../domain/spec.js';
+import type { DirectionLimit, QosSpec } from '../domain/spec.js';
 import { hasOurRoot, ourRoot, planApply } from './apply-plan.js';
 import { htbTree } from './htb-tree.js';
 import { formatHostAlias, hostIfbName, isHostIfbName, parseHostAlias, type HostAlias } from './host-names.js';
@@ -117,19 +117,24 @@ function planHostEgress(input: HostApplyInput, { dev, peer }: HostPair, latencyU
   }
   if (!existing?.up) plan.ip.push({ object: 'link', verb: 'up', name: ifb });
   // what reaches the ifb is what the container sent: GSO super-packets up to 64 KiB
-  const tree = htbTree({
-    dev: ifb,
-    root: existing !== undefined ? ourRoot(host, ifb) : undefined,
+  const tree = nodeTree(input, ifb, existing !== undefined, want, peer.mtu, latencyUs);
+  plan.tc.push(...tree.ops, ...redirectOps(host, peer.name, ifb));
+  for (const n of stale) plan.ipAfter.push({ object: 'link', verb: 'delete', name: n });
+  plan.shaped.push({ dev: dev.name, direction: 'egress', ...tree.shaped, onNode: true });
+}
+
+/** an HTB tree on the node (the ifb, or the host peer): its leaf takes the container's GSO packets */
+function nodeTree(input: HostApplyInput, dev: string, mayExist: boolean, want: DirectionLimit, mtu: number, latencyUs: number) {
+  return htbTree({
+    dev,
+    root: mayExist ? ourRoot(input.host, dev) : undefined,
     rateBps: want.rateBps,
     userBurstBits: want.burstBits,
-    mtu: peer.mtu,
+    mtu,
     maxSkb: NODE_LEAF_MIN_SKB,
     latencyUs,
     caps: input.caps,
   });
-  plan.tc.push(...tree.ops, ...redirectOps(host, peer.name, ifb));
-  for (const n of stale) plan.ipAfter.push({ object: 'link', verb: 'delete', name: n });
-  plan.shaped.push({ dev: dev.name, direction: 'egress', ...tree.shaped, onNode: true });
 }
 
 /** container ingress: the HTB tree is the host peer's root */
@@ -148,16 +153,7 @@ function planHostIngress(input: HostApplyInput, { dev, peer }: HostPair, latency
       `${dev.name}'s peer ${peer.name} on the node already has a root qdisc ${root.kind} ${root.handle} that is not netqos's (another shaper, such as the CNI bandwidth plugin?); remove it, or set vethShaping to "container"`,
     );
   }
-  const tree = htbTree({
-    dev: peer.name,
-    root: ourRoot(host, peer.name),
-    rateBps: want.rateBps,
-    userBurstBits: want.burstBits,
-    mtu: peer.mtu,
-    maxSkb: NODE_LEAF_MIN_SKB,
-    latencyUs,
-    caps: input.caps,
-  });
+  const tree = nodeTree(input, peer.name, true, want, peer.mtu, latencyUs);
   plan.tc.push(...tree.ops);
   plan.shaped.push({ dev: dev.name, direction: 'ingress', ...tree.shaped, onNode: true });
 }
