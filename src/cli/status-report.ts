@@ -9,6 +9,7 @@
  * "#2", ...; see names.ts), "default" (4e51:10, unmatched traffic) or "unshaped" (4e51:2), and
  * shown with the match its u32 filters hold (read back to prefixes, protocol and port).
  */
+import { treeDevices, type TreeDevice } from '../plan/current-spec.js';
 import type { Filter, Link, Observed } from '../domain/link.js';
 import type { Direction } from '../domain/spec.js';
 import { hasOurRoot } from '../plan/apply-plan.js';
@@ -72,11 +73,7 @@ export interface StatusReport {
   interfaces: InterfaceStatus[];
 }
 
-export interface Tree {
-  iface: Link;
-  direction: Direction;
-  dev: string;
-}
+export type Tree = TreeDevice;
 
 /**
  * The interfaces status reports on: those netqos would shape, plus any that carries a tree of
@@ -93,15 +90,7 @@ export function statusInterfaces(o: Observed): Link[] {
 }
 
 /** The HTB trees of ours in the namespace: the devices whose counters and classes to read. */
-export function shapedTrees(o: Observed): Tree[] {
-  const trees: Tree[] = [];
-  for (const iface of statusInterfaces(o)) {
-    if (hasOurRoot(o, iface.name)) trees.push({ iface, direction: 'egress', dev: iface.name });
-    const ifb = ifbName(iface.index);
-    if (o.links.some((l) => l.name === ifb) && hasOurRoot(o, ifb)) trees.push({ iface, direction: 'ingress', dev: ifb });
-  }
-  return trees;
-}
+export const shapedTrees = (o: Observed): Tree[] => treeDevices(o);
 
 export interface StatusInput {
   target: string;
