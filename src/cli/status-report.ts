@@ -2,7 +2,8 @@
  * What `netqos status` shows, built from what the kernel reported, and rendered as a table or
  * JSON. Pure. Egress lives on the device itself, ingress on its ifb nqi<ifindex>; on either,
  * the configured rate comes from our HTB class (4e51:1), bytes / packets / overlimits from our
- * HTB root (4e51:) and drops / backlog from the leaf queue under the class, where they happen.
+ * HTB root (4e51:) and drops / backlog from the leaf queues under it, where they happen (without
+ * classes: the bulk and small-packet leaves, shown as the bulk leaf).
  *
  * With classes (netqos.io/<dir>-classes) each child class gets its own row: the kernel keeps no
  * class names, so a class is named by its place in the annotation (4e51:11 is "#1", 4e51:12
@@ -13,7 +14,19 @@ import { treeDevices, type TreeDevice } from '../plan/current-spec.js';
 import type { Filter, Link, Observed } from '../domain/link.js';
 import type { Direction } from '../domain/spec.js';
 import { hasOurRoot } from '../plan/apply-plan.js';
-import { BYPASS_CLASS_ID, CLASS_ID, DEFAULT_CHILD_ID, DEFAULT_CHILD_MINOR, HOOK_BYPASS_FLOWID, ROOT_HANDLE, ifbName, isOurIfb } from '../plan/names.js';
+import {
+  BULK_CLASS_ID,
+  BYPASS_CLASS_ID,
+  CLASS_ID,
+  DEFAULT_CHILD_ID,
+  DEFAULT_CHILD_MINOR,
+  HOOK_BYPASS_FLOWID,
+  ROOT_HANDLE,
+  SMALL_CLASS_ID,
+  ifbName,
+  isOurIfb,
+  isUserClass,
+} from '../plan/names.js';
 import type { HtbClass } from '../plan/parse-class.js';
 import type { QdiscStats } from '../plan/parse-tc.js';
 import { selectTargets } from '../plan/select.js';
@@ -108,8 +121,15 @@ export function buildStatus(input: StatusInput): StatusReport {
     if (!tree) return { direction: dir, shaped: false };
     const qdiscs = input.stats.get(tree.dev) ?? [];
     const root = qdiscs.find((q) => q.parent === 'root' && q.handle === ROOT_HANDLE);
-    const leaf = qdiscs.find((q) => q.parent === CLASS_ID);
-    const cls = (input.classes.get(tree.dev) ?? []).find((c) => c.classid === CLASS_ID);
+    const htbClasses = input.classes.get(tree.dev) ?? [];
+    // user classes (4e51:11.., or unshaped 4e51:2 beside them) get rows; without any, the bulk
+    // and small-packet children are the tree's own leaves
+    const userClasses = htbClasses.some((c) => isUserClass(c.classid) && c.classid !== BYPASS_CLASS_ID);
+    const leaves = userClasses ? [] : qdiscs.filter((q) => q.parent === BULK_CLASS_ID || q.parent === SMALL_CLASS_ID);
+    const leaf = leaves.find((q) => q.parent === BULK_CLASS_ID);
+    const sum = (k: 'drops' | 'backlog'): number | undefined =>
+      leaves.some((q) => q[k] !== undefined) ? leaves.reduce((a, q) => a + (q[k] ?? 0), 0) : undefined;
+    const cls = htbClasses.find((c) => c.classid === CLASS_ID);
     const s: DirectionStatus = { direction: dir, shaped: true, shapedOn: tree.dev };
     if (cls) {
       s.rateBps = cls.rateBytes * 8;
@@ -125,12 +145,12 @@ export function buildStatus(input: StatusInput): StatusReport {
       s.counters = {
         bytes: root.bytes,
         packets: root.packets ?? 0,
-        drops: leaf?.drops ?? root.drops ?? 0,
+        drops: sum('drops') ?? root.drops ?? 0,
         overlimits: root.overlimits ?? 0,
-        backlog: leaf?.backlog ?? root.backlog ?? 0,
+        backlog: sum('backlog') ?? root.backlog ?? 0,
       };
     }
-    const children = (input.classes.get(tree.dev) ?? []).filter((c) => c.parent === CLASS_ID || c.classid === BYPASS_CLASS_ID);
+    const children = htbClasses.filter((c) => (userClasses && c.parent === CLASS_ID) || c.classid === BYPASS_CLASS_ID);
     if (children.length > 0) {
       const rootFilters = (input.observed.filters ?? []).filter((f) => f.dev === tree.dev && f.parent === ROOT_HANDLE);
       const side: Side = dir === 'egress' ? 'dst' : 'src';

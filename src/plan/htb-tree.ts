@@ -1,6 +1,7 @@
 /**
  * The HTB tree one direction of one device gets. Without classes: root, one class rate = ceil,
- * a bounded leaf. With classes (netqos.io/<dir>-classes): the same class 4e51:1 as the parent
+ * and under it two children: small packets (4e51:3, served first) and bulk (4e51:10, the root's
+ * default), each with a bounded leaf (params.ts smallShare says why). With classes (netqos.io/<dir>-classes): the same class 4e51:1 as the parent
  * of one child per class plus a default child for unmatched traffic, each with its own bounded
  * leaf, and u32 filters on the root that pick the child by the peer's address. Unshaped
  * subnets (egress) go to 4e51:2, a class beside the parent that no limit applies to.
@@ -10,18 +11,30 @@ import { DEFAULT_CLASS_NAME, DEFAULT_PRIORITY } from '../domain/classes.js';
 import type { Capabilities, Filter, Qdisc } from '../domain/link.js';
 import type { TrafficClass } from '../domain/spec.js';
 import type { ShapedClass, Shaped, TcOp } from './ops.js';
-import { burstBytes, BYPASS_LEAF_RATE_BPS, BYPASS_RATE_BPS, defaultClassRate, leafQueue, quantum } from './params.js';
 import {
+  burstBytes,
+  BYPASS_LEAF_RATE_BPS,
+  BYPASS_RATE_BPS,
+  defaultClassRate,
+  frameBytes,
+  leafQueue,
+  quantum,
+  SMALL_PACKET_BYTES,
+  smallClassRate,
+} from './params.js';
+import {
+  BULK_CLASS_ID,
   BYPASS_CLASS_ID,
   CLASS_ID,
   childClassId,
   childLeafHandle,
   classFilterPrio,
   DEFAULT_CHILD_ID,
-  leafHandle,
   ROOT_BYPASS_PRIO,
+  ROOT_DEFAULT,
   ROOT_HANDLE,
-  rootDefault,
+  SMALL_CLASS_ID,
+  SMALL_FILTER_PRIO,
 } from './names.js';
 import { u32Match, type Side } from './u32.js';
 
@@ -63,8 +76,9 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
   const leaf = leafQueue(t.rateBps, t.latencyUs, t.mtu, t.maxSkb, t.caps);
   const rate = rateWord(t.rateBps);
   const ops: TcOp[] = [];
-  const wantDefault = rootDefault(classes.length > 0);
-  // a root with another default (classes added or all removed) is rebuilt: HTB cannot change it
+  const wantDefault = ROOT_DEFAULT;
+  // a root with another default (one built before the small-packet class) is rebuilt: HTB
+  // cannot change it
   const rootOk = t.root !== undefined && htbDefault(t.root) === wantDefault;
   if (t.root && !rootOk) ops.push({ object: 'qdisc', verb: 'delete', dev: t.dev, parent: 'root' });
   const qdiscs = rootOk ? (t.qdiscs ?? []) : [];
@@ -93,33 +107,40 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
     options: ['rate', rate, 'ceil', rate, 'burst', `${burst}b`, 'cburst', `${burst}b`, 'quantum', String(q)],
   });
   const shapedClasses: ShapedClass[] = [];
+  const child = (classid: string, rateBps: number, ceilBps: number, prio: number, leafOf: { rateBps: number; maxSkb: number }): ReturnType<typeof leafQueue> => {
+    const cLeaf = leafQueue(leafOf.rateBps, t.latencyUs, t.mtu, leafOf.maxSkb, t.caps);
+    ops.push(
+      {
+        object: 'class',
+        verb: 'replace',
+        dev: t.dev,
+        parent: CLASS_ID,
+        classid,
+        kind: 'htb',
+        options: [
+          'rate', rateWord(rateBps), 'ceil', rateWord(ceilBps),
+          'burst', `${burstBytes(rateBps, t.mtu)}b`, 'cburst', `${burstBytes(ceilBps, t.mtu)}b`,
+          'prio', String(prio), 'quantum', String(quantum(rateBps, t.mtu)),
+        ],
+      },
+      { object: 'qdisc', verb: 'replace', dev: t.dev, parent: classid, handle: childLeafHandle(classid, cLeaf.kind), kind: cLeaf.kind, options: cLeaf.options },
+    );
+    return cLeaf;
+  };
   if (classes.length === 0) {
-    ops.push({ object: 'qdisc', verb: 'replace', dev: t.dev, parent: CLASS_ID, handle: leafHandle(leaf.kind), kind: leaf.kind, options: leaf.options });
+    // bulk: guaranteed what small packets are not, its leaf sized for the whole rate (it is
+    // what a bulk flow runs in); small: never GSO, so its leaf's floor is frames, not skbs
+    const small = smallClassRate(t.rateBps);
+    child(BULK_CLASS_ID, Math.max(1, Math.round(t.rateBps) - small), t.rateBps, 1, { rateBps: t.rateBps, maxSkb: t.maxSkb });
+    child(SMALL_CLASS_ID, small, t.rateBps, 0, { rateBps: t.rateBps, maxSkb: frameBytes(t.mtu) });
   } else {
     const children = [
       ...classes.map((c, i) => ({ name: c.name, classid: childClassId(i), rateBps: c.rateBps, ceilBps: c.ceilBps ?? c.rateBps, prio: c.priority ?? DEFAULT_PRIORITY })),
       { name: DEFAULT_CLASS_NAME, classid: DEFAULT_CHILD_ID, rateBps: defaultClassRate(t.rateBps, classes), ceilBps: t.rateBps, prio: DEFAULT_PRIORITY },
     ];
     for (const c of children) {
-      const cq = quantum(c.rateBps, t.mtu);
-      const cLeaf = leafQueue(c.rateBps, t.latencyUs, t.mtu, t.maxSkb, t.caps);
-      ops.push(
-        {
-          object: 'class',
-          verb: 'replace',
-          dev: t.dev,
-          parent: CLASS_ID,
-          classid: c.classid,
-          kind: 'htb',
-          options: [
-            'rate', rateWord(c.rateBps), 'ceil', rateWord(c.ceilBps),
-            'burst', `${burstBytes(c.rateBps, t.mtu)}b`, 'cburst', `${burstBytes(c.ceilBps, t.mtu)}b`,
-            'prio', String(c.prio), 'quantum', String(cq),
-          ],
-        },
-        { object: 'qdisc', verb: 'replace', dev: t.dev, parent: c.classid, handle: childLeafHandle(c.classid, cLeaf.kind), kind: cLeaf.kind, options: cLeaf.options },
-      );
-      shapedClasses.push({ ...c, quantum: cq, leaf: cLeaf.describe });
+      const cLeaf = child(c.classid, c.rateBps, c.ceilBps, c.prio, { rateBps: c.rateBps, maxSkb: t.maxSkb });
+      shapedClasses.push({ ...c, quantum: quantum(c.rateBps, t.mtu), leaf: cLeaf.describe });
     }
   }
   if (unshaped.length > 0) {
@@ -140,7 +161,11 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
   }
 
   // classes of ours no longer wanted (found by their leaves; their filters are gone by now)
-  const keep = new Set([CLASS_ID, ...shapedClasses.map((c) => c.classid), ...(unshaped.length > 0 ? [BYPASS_CLASS_ID] : [])]);
+  const keep = new Set([
+    CLASS_ID,
+    ...(classes.length === 0 ? [BULK_CLASS_ID, SMALL_CLASS_ID] : shapedClasses.map((c) => c.classid)),
+    ...(unshaped.length > 0 ? [BYPASS_CLASS_ID] : []),
+  ]);
   const present = new Set(qdiscs.filter((x) => x.dev === t.dev && x.parent.startsWith(ROOT_HANDLE)).map((x) => x.parent));
   for (const classid of [...present].sort()) {
     if (!keep.has(classid)) ops.push({ object: 'class', verb: 'delete', dev: t.dev, classid, parent: '' });
@@ -152,7 +177,7 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
       ops.push({ object: 'filter', verb: 'add', dev: t.dev, parent: ROOT_HANDLE, protocol: w.protocol, prio: w.prio, kind: 'u32', options: [...r.words, 'flowid', r.flowid] });
     }
   }
-  const shaped: Omit<Shaped, 'dev' | 'direction'> = { shapedOn: t.dev, rateBps: t.rateBps, burstBytes: burst, quantum: q, leaf: leaf.describe };
+  const shaped: Omit<Shaped, 'dev' | 'direction'> = { shapedOn: t.dev, rateBps: t.rateBps, burstBytes: burst, quantum: q, leaf: `${leaf.describe}, small packets first` };
   if (shapedClasses.length > 0) {
     shaped.classes = shapedClasses;
     shaped.leaf = 'per class';
@@ -179,10 +204,27 @@ function wantedFilters(classes: readonly TrafficClass[], unshaped: readonly stri
     if (rules.length > 0) out.push({ prio, protocol: family === 4 ? 'ip' : 'ipv6', rules });
   };
   for (const family of [4, 6] as const) add(ROOT_BYPASS_PRIO[family], family, unshaped, BYPASS_CLASS_ID);
+  if (classes.length === 0) out.push(...smallFilters());
   classes.forEach((c, i) => {
     for (const family of [4, 6] as const) add(classFilterPrio(i, family), family, c.match.cidrs, childClassId(i), c.match);
   });
   return out.sort((a, b) => a.prio - b.prio);
+}
+
+/**
+ * Small packets: IPv4 total length (offset 2) or IPv6 payload length (offset 4) below
+ * SMALL_PACKET_BYTES, read as a 16-bit field whose high byte is zero. Unshaped subnets match
+ * first (lower priorities); anything else (ARP, big packets) is bulk by the root's default.
+ */
+function smallFilters(): WantedPrio[] {
+  // "under SMALL_PACKET_BYTES" = the length's high byte is zero (256 = 0x100)
+  const lengthMask = 0x10000 - SMALL_PACKET_BYTES;
+  const rule = (off: number, key: string) => ({ words: ['match', 'u16', '0', `0x${lengthMask.toString(16)}`, 'at', String(off)], flowid: SMALL_CLASS_ID, keys: [key] });
+  return [
+    // the kernel keeps 32-bit keys: a u16 at 2 is the low half of the word at 0, at 4 the high half
+    { prio: SMALL_FILTER_PRIO[4], protocol: 'ip', rules: [rule(2, `00000000/${lengthMask.toString(16).padStart(8, '0')}@0`)] },
+    { prio: SMALL_FILTER_PRIO[6], protocol: 'ipv6', rules: [rule(4, `00000000/${(lengthMask << 16 >>> 0).toString(16)}@4`)] },
+  ];
 }
 
 /** True when the kernel holds exactly these rules at this priority (any order). */

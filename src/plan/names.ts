@@ -35,8 +35,24 @@ export const DEFAULT_CHILD_MINOR = 0x10;
 export const DEFAULT_CHILD_ID = `4e51:${DEFAULT_CHILD_MINOR.toString(16)}`;
 export const childClassId = (i: number): string => `4e51:${(DEFAULT_CHILD_MINOR + 1 + i).toString(16)}`;
 export const BYPASS_CLASS_ID = '4e51:2';
-/** the HTB root's `default` (hex, as tc reads and prints it) */
-export const rootDefault = (withClasses: boolean): number => (withClasses ? DEFAULT_CHILD_MINOR : 1);
+/**
+ * The HTB root's `default` (hex, as tc reads and prints it): always the default child. Without
+ * classes the tree still has children (see SMALL_CLASS_ID): 4e51:10 is then the bulk class.
+ * HTB sends a packet whose default class is not a leaf around every limit (HTB_DIRECT), so the
+ * default must name a leaf.
+ */
+export const ROOT_DEFAULT = DEFAULT_CHILD_MINOR;
+/**
+ * Without classes, small packets (pings, TCP ACKs, DNS, keystrokes: IP packets under
+ * SMALL_PACKET_BYTES) go to 4e51:3, a child of 4e51:1 beside the bulk class 4e51:10, served
+ * first (see params.ts smallShare). Its u32 filters on the root come after the unshaped ones.
+ */
+export const SMALL_CLASS_ID = '4e51:3';
+export const BULK_CLASS_ID = DEFAULT_CHILD_ID;
+export const SMALL_FILTER_PRIO = { 4: 3, 6: 4 } as const;
+/** a class a user's classes annotation made (4e51:11 ...), or the unshaped-subnet class */
+export const isUserClass = (classid: string): boolean =>
+  classid === BYPASS_CLASS_ID || (classid.startsWith('4e51:') && minorOf(classid) > DEFAULT_CHILD_MINOR);
 const minorOf = (classid: string): number => parseInt(classid.split(':')[1] ?? '0', 16);
 export const childLeafHandle = (classid: string, kind: string): string =>
   `${((kind === 'fq_codel' ? 0x6000 : 0x5000) + minorOf(classid)).toString(16)}:`;

@@ -1,7 +1,8 @@
 /**
  * A live update as a plan: the shaping in force (current-spec.ts) with the update merged in,
  * planned by planApply one interface at a time (the same formulas as apply), and then checked
- * to be changes only: `class replace` of our class, `qdisc replace` of the leaf under it (same
+ * to be changes only: `class replace` of our class and its bulk and small-packet children,
+ * `qdisc replace` of the leaves under them (same
  * handle and kind: the kernel changes it in place, its queue stays) and the egress device's
  * gso_max_size. No qdisc is deleted, no root re-created, no ifb or redirect touched, so an open
  * flow keeps going and follows the new rate (measured in test/integration/update.test.ts).
@@ -15,7 +16,7 @@ import type { QosSpec } from '../domain/spec.js';
 import { applyUpdate, type QosUpdate } from '../domain/update.js';
 import { planApply } from './apply-plan.js';
 import { currentSpecs, type CurrentInput } from './current-spec.js';
-import { BYPASS_CLASS_ID, CLASS_ID, HOOK_BYPASS_FLOWID } from './names.js';
+import { BULK_CLASS_ID, CLASS_ID, HOOK_BYPASS_FLOWID, isUserClass, SMALL_CLASS_ID } from './names.js';
 import { emptyPlan, type IpOp, type Plan, type TcOp } from './ops.js';
 import { renderIpOp, renderTcOp } from './render.js';
 
@@ -40,7 +41,7 @@ export function planUpdate(input: UpdateInput): UpdatePlan {
   }
   // classes and unshaped subnets are not read back (the annotations hold their matches):
   // changing the total under them is a new apply, not an in-place change
-  const withClasses = [...input.classes].find(([, cs]) => cs.some((c) => c.parent === CLASS_ID || c.classid === BYPASS_CLASS_ID))?.[0] ??
+  const withClasses = [...input.classes].find(([, cs]) => cs.some((c) => isUserClass(c.classid)))?.[0] ??
     (input.observed.filters ?? []).find((f) => f.flowid === HOOK_BYPASS_FLOWID)?.dev;
   if (withClasses) {
     throw new NetqosError(
@@ -63,8 +64,10 @@ export function planUpdate(input: UpdateInput): UpdatePlan {
   return { plan, before, after };
 }
 
+const TREE_CLASSES: readonly (string | undefined)[] = [CLASS_ID, BULK_CLASS_ID, SMALL_CLASS_ID];
 const isChangeTc = (op: TcOp): boolean =>
-  (op.object === 'class' && op.classid === CLASS_ID) || (op.object === 'qdisc' && op.verb === 'replace' && op.parent === CLASS_ID);
+  (op.object === 'class' && op.verb === 'replace' && TREE_CLASSES.includes(op.classid)) ||
+  (op.object === 'qdisc' && op.verb === 'replace' && (op.parent === BULK_CLASS_ID || op.parent === SMALL_CLASS_ID));
 const isChangeIp = (op: IpOp): boolean => op.verb === 'gso';
 
 /** Throws when the plan does anything but change limits in place (see the module comment). */
