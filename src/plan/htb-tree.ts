@@ -177,7 +177,7 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
       ops.push({ object: 'filter', verb: 'add', dev: t.dev, parent: ROOT_HANDLE, protocol: w.protocol, prio: w.prio, kind: 'u32', options: [...r.words, 'flowid', r.flowid] });
     }
   }
-  const shaped: Omit<Shaped, 'dev' | 'direction'> = { shapedOn: t.dev, rateBps: t.rateBps, burstBytes: burst, quantum: q, leaf: `${leaf.describe}, small packets first` };
+  const shaped: Omit<Shaped, 'dev' | 'direction'> = { shapedOn: t.dev, rateBps: t.rateBps, burstBytes: burst, quantum: q, leaf: leaf.describe };
   if (shapedClasses.length > 0) {
     shaped.classes = shapedClasses;
     shaped.leaf = 'per class';

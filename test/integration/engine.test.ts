@@ -60,8 +60,13 @@ for (const kind of ['veth', 'macvlan'] as const) {
       expect(q.find((x) => x.dev === 'eth0' && x.handle === '4e51:')?.kind).toBe('htb');
       expect(q.find((x) => x.dev === 'eth0' && x.kind === 'ingress')).toBeDefined();
       expect(q.find((x) => x.dev === ifb && x.handle === '4e51:')?.kind).toBe('htb');
-      // bounded leaves, never the 1000-packet default
-      expect(q.filter((x) => x.handle === '4e52:').map((x) => x.kind)).toEqual(['bfifo', 'bfifo']);
+      // bounded leaves, never the 1000-packet default: bulk (5010:) and small packets (5003:)
+      expect(q.filter((x) => x.handle === '5010:' || x.handle === '5003:').map((x) => `${x.dev === ifb ? 'ifb' : x.dev} ${x.handle} ${x.kind}`).sort()).toEqual([
+        'eth0 5003: bfifo',
+        'eth0 5010: bfifo',
+        'ifb 5003: bfifo',
+        'ifb 5010: bfifo',
+      ]);
       const classes = (await tcIn(container, ['class', 'show', 'dev', 'eth0'])).stdout;
       expect(classes).toMatch(/rate 10Mbit ceil 10Mbit burst 12500b cburst 12500b/);
       const filters = JSON.parse((await tcIn(container, ['-json', 'filter', 'show', 'dev', 'eth0', 'ingress'])).stdout) as {

@@ -35,7 +35,7 @@ interface TcQdisc {
 const linksOf = async (ns: string): Promise<IpLink[]> => JSON.parse((await ipIn(ns, ['-json', 'link', 'show'])).stdout) as IpLink[];
 const qdiscsOf = async (ns: string): Promise<TcQdisc[]> => JSON.parse((await tcIn(ns, ['-json', 'qdisc', 'show'])).stdout) as TcQdisc[];
 const ifbsOf = async (ns: string): Promise<string[]> => (await linksOf(ns)).map((l) => l.ifname).filter((n) => /^nqi\d+$/.test(n));
-/** iproute2 6.1 prints classes as text even with -json: "class htb 4e51:1 root leaf 4e52: prio 0 rate 20Mbit ceil ..." */
+/** iproute2 6.1 prints classes as text even with -json: "class htb 4e51:1 root rate 20Mbit ceil ..." */
 const classRate = async (ns: string, dev: string): Promise<string | undefined> =>
   /class htb 4e51:1 .*? rate (\S+) ceil (\S+)/.exec((await tcIn(ns, ['class', 'show', 'dev', dev])).stdout)?.[1];
 const redirectTarget = async (ns: string, dev: string): Promise<string | undefined> => {
@@ -47,7 +47,7 @@ const redirectTarget = async (ns: string, dev: string): Promise<string | undefin
 };
 /** what tc prints for a rate in whole Mbit */
 const tcRate = (bps: number): string => `${bps / 1e6}Mbit`;
-const ours = (q: TcQdisc[]) => q.filter((x) => x.handle === '4e51:' || x.handle === '4e52:' || x.kind === 'ingress' || /^nqi\d+$/.test(x.dev));
+const ours = (q: TcQdisc[]) => q.filter((x) => x.handle === '4e51:' || x.handle === '5010:' || x.handle === '5003:' || x.kind === 'ingress' || /^nqi\d+$/.test(x.dev));
 
 root.describe('two interfaces, each with its own limits (measured)', () => {
   let container: string;

@@ -110,7 +110,7 @@ root.describe('engine: SR-IOV VF egress in hardware (fake PF, fake sysfs)', () =
     expect(state()).toEqual({ vfPci: '0000:3b:02.1', pfPci: '0000:3b:00.0', pf: PF_NAME, vf: 1, previousMbit: 0, setMbit: 10 });
     expect(tcText()).not.toMatch(/dev net1 root/);
     expect(tcText()).toMatch(/^filter add dev net1 parent ffff: .* redirect dev nqi27$/m); // ingress stays software
-    expect(tcText()).toMatch(/^qdisc replace dev eth0 root handle 4e51: htb default 1$/m); // the veth keeps its HTB
+    expect(tcText()).toMatch(/^qdisc replace dev eth0 root handle 4e51: htb default 10$/m); // the veth keeps its HTB
     expect(res.shaped.filter((s) => s.dev === 'net1').map((s) => s.direction)).toEqual(['ingress']);
   });
 
@@ -149,14 +149,14 @@ root.describe('engine: SR-IOV VF egress in hardware (fake PF, fake sysfs)', () =
   root.it('both: the PF cap and the HTB on the VF', async () => {
     await applyQos(nsRef(ns), BOTH, opts('both'));
     expect(pf.sets).toEqual(['vf 1 max_tx_rate 10']);
-    expect(tcText()).toMatch(/^qdisc replace dev net1 root handle 4e51: htb default 1$/m);
+    expect(tcText()).toMatch(/^qdisc replace dev net1 root handle 4e51: htb default 10$/m);
   });
 
   root.it('software (the default): the PF is never asked, HTB on the VF', async () => {
     await applyQos(nsRef(ns), BOTH, opts('software'));
     expect(pf.shows).toEqual([]);
     expect(pf.sets).toEqual([]);
-    expect(tcText()).toMatch(/^qdisc replace dev net1 root handle 4e51: htb default 1$/m);
+    expect(tcText()).toMatch(/^qdisc replace dev net1 root handle 4e51: htb default 10$/m);
     expect(stateFiles()).toEqual([]);
   });
 
@@ -164,7 +164,7 @@ root.describe('engine: SR-IOV VF egress in hardware (fake PF, fake sysfs)', () =
     await applyQos(nsRef(ns), BOTH, opts('hardware'));
     await applyQos(nsRef(ns), BOTH, opts('software'));
     expect(pf.sets).toEqual(['vf 1 max_tx_rate 10', 'vf 1 max_tx_rate 0']);
-    expect(tcText()).toMatch(/^qdisc replace dev net1 root handle 4e51: htb default 1$/m);
+    expect(tcText()).toMatch(/^qdisc replace dev net1 root handle 4e51: htb default 10$/m);
   });
 
   root.it('a VF whose PF has no netdev: software egress and a warning, nothing set', async () => {
@@ -172,7 +172,7 @@ root.describe('engine: SR-IOV VF egress in hardware (fake PF, fake sysfs)', () =
     const res = await applyQos(nsRef(ns), BOTH, opts('hardware'));
     expect(pf.sets).toEqual([]);
     expect(res.warnings).toEqual([expect.stringMatching(/^net1: egress shaped in software, not by the PF: PF 0000:3b:00.0: no netdev/)]);
-    expect(tcText()).toMatch(/^qdisc replace dev net1 root handle 4e51: htb default 1$/m);
+    expect(tcText()).toMatch(/^qdisc replace dev net1 root handle 4e51: htb default 10$/m);
   });
 
   root.it('a PF that ip cannot show: software egress and the error as the warning', async () => {

@@ -137,7 +137,7 @@ root.describe('live update under a running flow', () => {
     expect(res.after.get('eth0')).toEqual({ interfaces: ['eth0'], egress: { rateBps: 20e6, burstBits: 400_000 }, ingress: { rateBps: 10e6 }, queueLatencyUs: 10_000 });
     expect(await classLine(container, 'eth0')).toMatch(/rate 20Mbit ceil 20Mbit burst 50000b cburst 50000b/);
     // 20M x 10 ms = 25000 bytes
-    expect((await tcIn(container, ['qdisc', 'show', 'dev', 'eth0'])).stdout).toMatch(/bfifo 4e52: parent 4e51:1 limit 25000b/);
+    expect((await tcIn(container, ['qdisc', 'show', 'dev', 'eth0'])).stdout).toMatch(/bfifo 5010: parent 4e51:10 limit 25000b/);
     // a burst alone applies to the rate in force
     await updateQos(nsRef(container), { ingress: { burstBits: 800_000 } });
     expect(await classLine(container, `nqi${await ifindex(container, 'eth0')}`)).toMatch(/rate 10Mbit ceil 10Mbit burst 100000b/);
