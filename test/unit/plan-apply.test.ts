@@ -413,6 +413,14 @@ ${VETH_IFB_TREE}`,
     expect(t[0]).toBe(
       'class replace dev nqtc0 parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 1250000b cburst 1250000b quantum 1514',
     );
+    // and the children's cburst: a leaf at its ceil sends only while its own ctokens last, so a
+    // derived cburst there would cut the user's burst to 10 ms of rate (verified: exit 0)
+    expect(t.slice(1, 5)).toEqual([
+      'class replace dev nqtc0 parent 4e51:1 classid 4e51:10 htb rate 9500000bit ceil 10000000bit burst 11875b cburst 1250000b prio 1 quantum 1514',
+      VETH_EGRESS_LEAF,
+      'class replace dev nqtc0 parent 4e51:1 classid 4e51:3 htb rate 500000bit ceil 10000000bit burst 3028b cburst 1250000b prio 0 quantum 1514',
+      VETH_EGRESS_SMALL_LEAF,
+    ]);
   });
 });
 
