@@ -6,8 +6,11 @@
  * / `tc -batch -` on kernel 6.18 / iproute2 6.1, in throw-away namespaces rebuilt like the fixture
  * namespaces (README.txt there) and deleted afterwards. Both tools exited 0 and `tc -json qdisc show`
  * / `tc -json filter show dev X ingress` afterwards were byte-for-byte the recorded *-shaped / *-ours
- * files (or, for removals and dropped directions, the recorded state the text should leave). Last
- * run after the redirect filter lost its fixed handle (2026-11-21).
+ * files (or, for removals and dropped directions, the recorded state the text should leave).
+ * Since the tree without classes got its bulk and small-packet classes (965f097), the namespaces,
+ * the runs and the comparisons are test/fixtures/kernel/record-shaped.ts (re-runnable; last run
+ * 2026-11-21 with --check: every golden here exited 0, every re-plan of the state it left was a
+ * no-op for tc qdisc/class/filter show).
  * The fq_codel leaf lines cannot run here (this kernel has no fq_codel: "Specified qdisc kind is
  * unknown", an error of the kernel, after tc parsed the line); the handle change they depend on
  * was checked with pfifo in place of fq_codel (see 'leaf kind change').

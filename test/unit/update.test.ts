@@ -210,7 +210,7 @@ describe('planUpdate (golden)', () => {
     const withChild = classes(
       'class htb 4e51:1 root rate 50Mbit ceil 50Mbit burst 62500b cburst 62500b \n' +
         'class htb 4e51:11 parent 4e51:1 leaf 4e5b: prio 0 rate 40Mbit ceil 50Mbit burst 50000b cburst 50000b \n',
-      'class htb 4e51:1 root leaf 4e52: prio 0 rate 20Mbit ceil 20Mbit burst 25000b cburst 25000b \n',
+      INGRESS_CLASSES,
     );
     const msg = (o: object) => rejection(() => planUpdate({ ...base, ...o, update: { egress: { rateBps: 2e7 } } })).message;
     expect(msg({ classes: withChild })).toBe(
