@@ -1,14 +1,16 @@
 /**
  * Reads what host-side shaping needs from the node's namespace, and no more: every link (names,
- * kinds, peers, aliases: one `ip link show`), then the qdiscs and ingress filters of only the
- * devices that matter (the container's host peers, our nqh ifbs and the veths their aliases
- * name). A node with a thousand veths costs one link dump, not a thousand filter dumps.
+ * kinds, peers, aliases: one `ip link show`), then the qdiscs, ingress filters and our HTB roots'
+ * filters of only the devices that matter (the container's host peers, our nqh ifbs and the
+ * veths their aliases name). A node with a thousand veths costs one link dump, not a thousand filter dumps.
  */
 import type { Observed } from '../domain/link.js';
+import { hasOurRoot } from '../plan/apply-plan.js';
 import { hookOf } from '../plan/ingress-hook.js';
 import { isHostIfbName, parseHostAlias } from '../plan/host-names.js';
 import { parseLinkPeers } from '../plan/host-peer.js';
 import { parseIpLinks } from '../plan/parse-ip.js';
+import { ROOT_HANDLE } from '../plan/names.js';
 import { parseFilters, parseQdiscs } from '../plan/parse-tc.js';
 import type { NetnsTools } from './tools-session.js';
 
@@ -28,8 +30,13 @@ export async function discoverHost(t: NetnsTools, peerIndexes: readonly number[]
   const names = [...devs].sort();
   const qdiscs = await t.tc.ask(names.map((d) => `qdisc show dev ${d}`));
   observed.qdiscs = names.flatMap((d, i) => parseQdiscs(qdiscs[i] ?? '[]', d));
-  const hooked = names.filter((d) => hookOf(observed, d) !== 'none');
-  const filters = await t.tc.ask(hooked.map((d) => `filter show dev ${d} ingress`));
-  observed.filters = hooked.flatMap((d, i) => parseFilters(filters[i] ?? '[]', d));
+  // the hooks' filters, and our roots' (the small-packet filters: without them a re-apply would
+  // add them again beside the ones there)
+  const questions: [string, string, string | undefined][] = [
+    ...names.filter((d) => hookOf(observed, d) !== 'none').map((d): [string, string, undefined] => [d, `filter show dev ${d} ingress`, undefined]),
+    ...names.filter((d) => hasOurRoot(observed, d)).map((d): [string, string, string] => [d, `filter show dev ${d} parent ${ROOT_HANDLE}`, ROOT_HANDLE]),
+  ];
+  const filters = await t.tc.ask(questions.map(([, q]) => q));
+  observed.filters = questions.flatMap(([d, , parent], i) => parseFilters(filters[i] ?? '[]', d, parent));
   return observed;
 }

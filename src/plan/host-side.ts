@@ -22,7 +22,7 @@ import { htbTree } from './htb-tree.js';
 import { formatHostAlias, hostIfbName, isHostIfbName, parseHostAlias, type HostAlias } from './host-names.js';
 import { findHostPeer, peerOf } from './host-peer.js';
 import { isOurFilter, redirectOps, unredirectOps } from './ingress-hook.js';
-import { ifbName } from './names.js';
+import { ifbName, ROOT_HANDLE } from './names.js';
 import { emptyPlan, type IpOp, type Plan, type TcOp } from './ops.js';
 import { DEFAULT_QUEUE_LATENCY_US, LEGACY_GSO_MAX } from './params.js';
 
@@ -125,9 +125,13 @@ function planHostEgress(input: HostApplyInput, { dev, peer }: HostPair, latencyU
 
 /** an HTB tree on the node (the ifb, or the host peer): its leaf takes the container's GSO packets */
 function nodeTree(input: HostApplyInput, dev: string, mayExist: boolean, want: DirectionLimit, mtu: number, latencyUs: number) {
+  const root = mayExist ? ourRoot(input.host, dev) : undefined;
   return htbTree({
     dev,
-    root: mayExist ? ourRoot(input.host, dev) : undefined,
+    root,
+    // what the tree holds now: its leaves, and its root's filters (the small-packet ones), which
+    // are otherwise added again on every apply
+    ...(root ? { qdiscs: input.host.qdiscs.filter((q) => q.dev === dev), filters: (input.host.filters ?? []).filter((f) => f.dev === dev && f.parent === ROOT_HANDLE) } : {}),
     rateBps: want.rateBps,
     userBurstBits: want.burstBits,
     mtu,

@@ -107,7 +107,14 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
     options: ['rate', rate, 'ceil', rate, 'burst', `${burst}b`, 'cburst', `${burst}b`, 'quantum', String(q)],
   });
   const shapedClasses: ShapedClass[] = [];
-  const child = (classid: string, rateBps: number, ceilBps: number, prio: number, leafOf: { rateBps: number; maxSkb: number }): ReturnType<typeof leafQueue> => {
+  const child = (
+    classid: string,
+    rateBps: number,
+    ceilBps: number,
+    prio: number,
+    leafOf: { rateBps: number; maxSkb: number },
+    cburst = burstBytes(ceilBps, t.mtu),
+  ): ReturnType<typeof leafQueue> => {
     const cLeaf = leafQueue(leafOf.rateBps, t.latencyUs, t.mtu, leafOf.maxSkb, t.caps);
     ops.push(
       {
@@ -119,7 +126,7 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
         kind: 'htb',
         options: [
           'rate', rateWord(rateBps), 'ceil', rateWord(ceilBps),
-          'burst', `${burstBytes(rateBps, t.mtu)}b`, 'cburst', `${burstBytes(ceilBps, t.mtu)}b`,
+          'burst', `${burstBytes(rateBps, t.mtu)}b`, 'cburst', `${cburst}b`,
           'prio', String(prio), 'quantum', String(quantum(rateBps, t.mtu)),
         ],
       },
@@ -131,8 +138,10 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
     // bulk: guaranteed what small packets are not, its leaf sized for the whole rate (it is
     // what a bulk flow runs in); small: never GSO, so its leaf's floor is frames, not skbs
     const small = smallClassRate(t.rateBps);
-    child(BULK_CLASS_ID, Math.max(1, Math.round(t.rateBps) - small), t.rateBps, 1, { rateBps: t.rateBps, maxSkb: t.maxSkb });
-    child(SMALL_CLASS_ID, small, t.rateBps, 0, { rateBps: t.rateBps, maxSkb: frameBytes(t.mtu) });
+    // what either may send at the limit in one go is the limit's burst (a user's burst too): a
+    // leaf at its ceil sends only while its own ctokens last, whatever 4e51:1 has left
+    child(BULK_CLASS_ID, Math.max(1, Math.round(t.rateBps) - small), t.rateBps, 1, { rateBps: t.rateBps, maxSkb: t.maxSkb }, burst);
+    child(SMALL_CLASS_ID, small, t.rateBps, 0, { rateBps: t.rateBps, maxSkb: frameBytes(t.mtu) }, burst);
   } else {
     const children = [
       ...classes.map((c, i) => ({ name: c.name, classid: childClassId(i), rateBps: c.rateBps, ceilBps: c.ceilBps ?? c.rateBps, prio: c.priority ?? DEFAULT_PRIORITY })),

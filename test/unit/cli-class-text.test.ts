@@ -49,19 +49,42 @@ describe('readTcSize (bytes)', () => {
 });
 
 describe('parseHtbClassText', () => {
-  it('recorded `tc -s class show` of our egress class: prio and the counters of the statistics lines', () => {
+  it('recorded `tc -s class show` of our egress tree: prio and the counters of the statistics lines', () => {
+    // without classes: the limit 4e51:1 (inner, no prio, no leaf), bulk 4e51:10 and small packets 4e51:3
     expect(parseHtbClassText(fixture('tc-class-htb-stats.txt'), 'nqtc0')).toEqual([
+      {
+        dev: 'nqtc0',
+        classid: '4e51:10',
+        parent: '4e51:1',
+        leaf: '5010:',
+        prio: 1,
+        rateBytes: 1_187_500,
+        ceilBytes: 1_250_000,
+        burstBytes: 11875,
+        cburstBytes: 12500,
+        counters: { bytes: 4938, packets: 7, drops: 0, overlimits: 0, backlog: 0, qlen: 0 },
+      },
       {
         dev: 'nqtc0',
         classid: '4e51:1',
         parent: 'root',
-        leaf: '4e52:',
-        prio: 0,
         rateBytes: 1_250_000,
         ceilBytes: 1_250_000,
         burstBytes: 12500,
         cburstBytes: 12500,
-        counters: { bytes: 1484, packets: 27, drops: 0, overlimits: 0, backlog: 0, qlen: 0 },
+        counters: { bytes: 5642, packets: 15, drops: 0, overlimits: 0, backlog: 0, qlen: 0 },
+      },
+      {
+        dev: 'nqtc0',
+        classid: '4e51:3',
+        parent: '4e51:1',
+        leaf: '5003:',
+        prio: 0,
+        rateBytes: 62_500,
+        ceilBytes: 1_250_000,
+        burstBytes: 3028,
+        cburstBytes: 12500,
+        counters: { bytes: 704, packets: 8, drops: 0, overlimits: 0, backlog: 0, qlen: 0 },
       },
     ]);
   });

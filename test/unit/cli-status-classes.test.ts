@@ -100,9 +100,10 @@ describe('status with classes (recorded)', () => {
     expect(r.interfaces[0]?.egress.classes?.[0]?.match).toEqual(['?']);
   });
 
-  it('without classes nothing changes: no classes, no second table', () => {
+  it('without classes nothing changes: the bulk and small-packet children get no rows, no second table', () => {
     const rec = recorded();
-    rec.classes.set('nqtr0', parseHtbClassText('class htb 4e51:1 root leaf 4e52: prio 0 rate 10Mbit ceil 10Mbit burst 12500b cburst 12500b \n', 'nqtr0'));
+    // the tree without classes as recorded (limit 4e51:1, bulk 4e51:10, small packets 4e51:3)
+    rec.classes.set('nqtr0', parseHtbClassText(fixture('tc-class-veth-shaped-nqtc0.txt'), 'nqtr0'));
     rec.classes.set('nqi2', []);
     rec.observed.filters = [];
     const r = buildStatus({ target: 't', ...rec });

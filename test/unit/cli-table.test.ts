@@ -61,7 +61,7 @@ function shapedVeth(): { observed: Observed; stats: Map<string, QdiscStats[]> } 
 
 const CLASSES = new Map([
   ['nqtc0', parseHtbClassText(fixture('tc-class-htb-stats.txt'), 'nqtc0')],
-  ['nqi2', parseHtbClassText('class htb 4e51:1 root leaf 4e52: prio 0 rate 20Mbit ceil 20Mbit burst 25000b cburst 25000b \n', 'nqi2')],
+  ['nqi2', parseHtbClassText(fixture('tc-class-veth-shaped-nqi2.txt'), 'nqi2')],
 ]);
 
 describe('status', () => {
@@ -74,12 +74,15 @@ describe('status', () => {
     ]);
   });
 
-  it('configured rate and burst from the class, counters from the root, drops and backlog from the leaf', () => {
+  it('configured rate and burst from the class, counters from the root, drops and backlog from the leaves (bulk + small packets)', () => {
     const { observed, stats } = shapedVeth();
-    // make the leaf's drops and backlog differ from the root's, to see where they are read
-    const leaf = stats.get('nqi2')!.find((q) => q.parent === '4e51:1')!;
-    leaf.drops = 7;
-    leaf.backlog = 3028;
+    // make the leaves' drops and backlog differ from the root's, to see where they are read
+    const bulk = stats.get('nqi2')!.find((q) => q.parent === '4e51:10')!;
+    bulk.drops = 7;
+    bulk.backlog = 3028;
+    const small = stats.get('nqi2')!.find((q) => q.parent === '4e51:3')!;
+    small.drops = 2;
+    small.backlog = 100;
     const r = buildStatus({ target: 'netns /run/netns/x', observed, stats, classes: CLASSES });
     expect(r.interfaces).toEqual([
       {
@@ -94,8 +97,8 @@ describe('status', () => {
           ceilBps: 10e6,
           burstBytes: 12500,
           cburstBytes: 12500,
-          leaf: { kind: 'bfifo', handle: '4e52:', limitBytes: 6250 },
-          counters: { bytes: 1442, packets: 26, drops: 0, overlimits: 0, backlog: 0 },
+          leaf: { kind: 'bfifo', handle: '5010:', limitBytes: 6250 },
+          counters: { bytes: 5642, packets: 15, drops: 0, overlimits: 0, backlog: 0 },
         },
         ingress: {
           direction: 'ingress',
@@ -105,8 +108,8 @@ describe('status', () => {
           ceilBps: 20e6,
           burstBytes: 25000,
           cburstBytes: 25000,
-          leaf: { kind: 'bfifo', handle: '4e52:', limitBytes: 67050 },
-          counters: { bytes: 742, packets: 12, drops: 7, overlimits: 0, backlog: 3028 },
+          leaf: { kind: 'bfifo', handle: '5010:', limitBytes: 67050 },
+          counters: { bytes: 5892, packets: 18, drops: 9, overlimits: 0, backlog: 3128 },
         },
       },
     ]);
@@ -114,8 +117,8 @@ describe('status', () => {
       [
         'netns /run/netns/x',
         'INTERFACE  DIRECTION  SHAPED ON  RATE   BURST  LEAF          BYTES  PACKETS  DROPS  OVERLIMITS  BACKLOG',
-        'nqtc0      egress     nqtc0       10M  12500B  bfifo 6250B    1442       26      0           0       0B',
-        'nqtc0      ingress    nqi2        20M  25000B  bfifo 67050B    742       12      7           0    3028B',
+        'nqtc0      egress     nqtc0       10M  12500B  bfifo 6250B    5642       15      0           0       0B',
+        'nqtc0      ingress    nqi2        20M  25000B  bfifo 67050B   5892       18      9           0    3128B',
         '',
       ].join('\n'),
     );

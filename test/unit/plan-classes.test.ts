@@ -1,9 +1,14 @@
 /**
  * Golden plans for classes and unshaped subnets (rendered tc text), and convergence: a re-apply
- * of the state a plan leaves changes nothing, a changed class list replaces only what changed,
- * and adding or dropping classes rebuilds the root (HTB cannot change its default in place).
+ * of the state a plan leaves changes nothing, a changed class list replaces only what changed.
+ * With or without classes the root's default is 10 (without classes 4e51:10 is the bulk class,
+ * beside the small-packet class 4e51:3), so adding or dropping classes keeps the root; only a
+ * root of the old format (default 1) is rebuilt (HTB cannot change its default in place).
  * The texts below were applied with the engine on kernel 6.18 / iproute2 6.1 in a throw-away
  * namespace (both tools exited 0; a re-apply left `tc qdisc/class/filter show` byte-identical).
+ * Dropping every class and adding them to a tree without classes were run by
+ * test/fixtures/kernel/record-shaped.ts (on nqtk0 for eth0): both exited 0 and left exactly the
+ * state a fresh apply of the new spec leaves.
  */
 import { describe, expect, it } from 'vitest';
 import { parseAnnotations } from '../../src/domain/annotations.js';
@@ -69,6 +74,19 @@ function shapedBySeed(): Observed {
   return { links: [{ ...LINK, gsoMaxSize: 6250 }], qdiscs, filters };
 }
 
+/** the state a 50M egress tree without classes leaves (keys as recorded: tc-filter-veth-root-nqtc0.json) */
+function shapedPlain(): Observed {
+  const q = (handle: string, parent: string, kind = 'bfifo'): Qdisc => ({ dev: 'eth0', kind, handle, parent });
+  return {
+    links: [{ ...LINK, gsoMaxSize: 6250 }],
+    qdiscs: [{ ...q('4e51:', 'root', 'htb'), options: { default: '0x10' } }, q('5010:', '4e51:10'), q('5003:', '4e51:3')],
+    filters: [
+      { dev: 'eth0', parent: '4e51:', prio: 3, handle: '800::800', kind: 'u32', protocol: 'ip', flowid: '4e51:3', keys: ['00000000/0000ff00@0'] },
+      { dev: 'eth0', parent: '4e51:', prio: 4, handle: '801::800', kind: 'u32', protocol: 'ipv6', flowid: '4e51:3', keys: ['00000000/ff000000@4'] },
+    ],
+  };
+}
+
 describe('golden: classes on egress (seed 000 shape) with unshaped subnets', () => {
   it('exact tc text', () => {
     expect(tc(SEED)).toBe(SEED_TC);
@@ -108,17 +126,55 @@ describe('golden: classes on egress (seed 000 shape) with unshaped subnets', () 
     expect(t).not.toMatch(/qdisc (del|replace) dev eth0 root/);
   });
 
-  it('dropping every class rebuilds the root with default 1 and the single leaf of today', () => {
-    expect(tc({ egress: { rateBps: 50e6 } }, shapedBySeed())).toBe(`qdisc del dev eth0 root
-qdisc replace dev eth0 root handle 4e51: htb default 1
+  it('dropping every class keeps the root (default 10): the class filters go first, then the bulk and small-packet children replace the classes (verified)', () => {
+    expect(tc({ egress: { rateBps: 50e6 } }, shapedBySeed())).toBe(`filter del dev eth0 parent 4e51: protocol ip prio 1
+filter del dev eth0 parent 4e51: protocol ipv6 prio 2
+filter del dev eth0 parent 4e51: protocol ip prio 10
+filter del dev eth0 parent 4e51: protocol ipv6 prio 11
+filter del dev eth0 parent 4e51: protocol ip prio 12
 class replace dev eth0 parent 4e51: classid 4e51:1 htb rate 50000000bit ceil 50000000bit burst 62500b cburst 62500b quantum 6250
-qdisc replace dev eth0 parent 4e51:1 handle 4e52: bfifo limit 31250
+class replace dev eth0 parent 4e51:1 classid 4e51:10 htb rate 47500000bit ceil 50000000bit burst 59375b cburst 62500b prio 1 quantum 5938
+qdisc replace dev eth0 parent 4e51:10 handle 5010: bfifo limit 31250
+class replace dev eth0 parent 4e51:1 classid 4e51:3 htb rate 2500000bit ceil 50000000bit burst 3125b cburst 62500b prio 0 quantum 1514
+qdisc replace dev eth0 parent 4e51:3 handle 5003: bfifo limit 31250
+class del dev eth0 classid 4e51:11
+class del dev eth0 classid 4e51:12
+class del dev eth0 classid 4e51:2
+filter add dev eth0 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
+filter add dev eth0 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3
 `);
   });
 
-  it('adding classes to a tree of today rebuilds its root (default 1 -> 10)', () => {
-    const today: Observed = { links: [LINK], qdiscs: [{ dev: 'eth0', kind: 'htb', handle: '4e51:', parent: 'root', options: { default: '0x1' } }] };
-    expect(tc(SEED, today)).toBe(`qdisc del dev eth0 root\n${SEED_TC}`);
+  it('adding classes to a tree without them keeps the root: the small-packet filters and class go, the classes come (verified)', () => {
+    expect(tc(SEED, shapedPlain())).toBe(`filter del dev eth0 parent 4e51: protocol ip prio 3
+filter del dev eth0 parent 4e51: protocol ipv6 prio 4
+class replace dev eth0 parent 4e51: classid 4e51:1 htb rate 50000000bit ceil 50000000bit burst 62500b cburst 62500b quantum 6250
+class replace dev eth0 parent 4e51:1 classid 4e51:11 htb rate 40000000bit ceil 50000000bit burst 50000b cburst 62500b prio 0 quantum 5000
+qdisc replace dev eth0 parent 4e51:11 handle 5011: bfifo limit 25000
+class replace dev eth0 parent 4e51:1 classid 4e51:12 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b prio 7 quantum 1514
+qdisc replace dev eth0 parent 4e51:12 handle 5012: bfifo limit 7764
+class replace dev eth0 parent 4e51:1 classid 4e51:10 htb rate 500000bit ceil 50000000bit burst 3028b cburst 62500b prio 7 quantum 1514
+qdisc replace dev eth0 parent 4e51:10 handle 5010: bfifo limit 7764
+class replace dev eth0 parent 4e51: classid 4e51:2 htb rate 100000000000bit ceil 100000000000bit burst 125000000b cburst 125000000b quantum 200000
+qdisc replace dev eth0 parent 4e51:2 handle 5002: bfifo limit 6250000
+class del dev eth0 classid 4e51:3
+filter add dev eth0 parent 4e51: protocol ip prio 1 u32 match ip dst 10.9.0.0/16 flowid 4e51:2
+filter add dev eth0 parent 4e51: protocol ipv6 prio 2 u32 match ip6 dst fd00:9::/48 flowid 4e51:2
+filter add dev eth0 parent 4e51: protocol ip prio 10 u32 match ip dst 10.1.0.0/16 match ip protocol 6 0xff match ip dport 5432 0xffff flowid 4e51:11
+filter add dev eth0 parent 4e51: protocol ipv6 prio 11 u32 match ip6 dst fd00:1::/64 match ip6 protocol 6 0xff match ip6 dport 5432 0xffff flowid 4e51:11
+filter add dev eth0 parent 4e51: protocol ip prio 12 u32 match ip dst 10.2.0.0/16 flowid 4e51:12
+`);
+  });
+
+  it('adding classes to a tree of the old format (default 1) rebuilds its root', () => {
+    const old: Observed = {
+      links: [LINK],
+      qdiscs: [
+        { dev: 'eth0', kind: 'htb', handle: '4e51:', parent: 'root', options: { default: '0x1' } },
+        { dev: 'eth0', kind: 'bfifo', handle: '4e52:', parent: '4e51:1' },
+      ],
+    };
+    expect(tc(SEED, old)).toBe(`qdisc del dev eth0 root\n${SEED_TC}`);
   });
 
   it('removal needs nothing new: the root takes classes, leaves and filters with it', () => {
@@ -164,11 +220,25 @@ filter add dev eth0 parent ffff: protocol ipv6 prio 48 u32 match ip6 src fd00:9:
   });
 });
 
-describe('without classes or unshaped subnets the plan is the text of today', () => {
-  it('one class, one leaf, root default 1', () => {
-    expect(tc({ egress: { rateBps: 10e6 } })).toBe(`qdisc replace dev eth0 root handle 4e51: htb default 1
+describe('without classes or unshaped subnets: bulk and small packets under the limit', () => {
+  it('root default 10; 4e51:1 the limit; bulk 4e51:10 (limit - 5 %, prio 1) and small packets 4e51:3 (5 %, prio 0), both ceil = limit; the small-packet filters', () => {
+    expect(tc({ egress: { rateBps: 10e6 } })).toBe(`qdisc replace dev eth0 root handle 4e51: htb default 10
 class replace dev eth0 parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b quantum 1514
-qdisc replace dev eth0 parent 4e51:1 handle 4e52: bfifo limit 6250
+class replace dev eth0 parent 4e51:1 classid 4e51:10 htb rate 9500000bit ceil 10000000bit burst 11875b cburst 12500b prio 1 quantum 1514
+qdisc replace dev eth0 parent 4e51:10 handle 5010: bfifo limit 6250
+class replace dev eth0 parent 4e51:1 classid 4e51:3 htb rate 500000bit ceil 10000000bit burst 3028b cburst 12500b prio 0 quantum 1514
+qdisc replace dev eth0 parent 4e51:3 handle 5003: bfifo limit 6250
+filter add dev eth0 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
+filter add dev eth0 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3
 `);
+  });
+
+  it('the small-packet filters are kept beside unshaped subnets (after them: prio 1/2, then 3/4)', () => {
+    const t = tc(spec({ 'kubernetes.io/egress-bandwidth': '10M', 'netqos.io/unshaped-subnets': '10.9.0.0/16' }));
+    expect(t.split('\n').filter((l) => l.startsWith('filter '))).toEqual([
+      'filter add dev eth0 parent 4e51: protocol ip prio 1 u32 match ip dst 10.9.0.0/16 flowid 4e51:2',
+      'filter add dev eth0 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3',
+      'filter add dev eth0 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3',
+    ]);
   });
 });

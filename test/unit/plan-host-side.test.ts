@@ -60,12 +60,23 @@ function shapedNode(extra: { links?: Link[]; peers?: LinkPeer[] } = {}): Observe
   return nodeNs({
     links: [link(IFB, 3005, 'ifb'), ...(extra.links ?? [])],
     peers: [{ name: IFB, index: 3005, alias: ALIAS }, ...(extra.peers ?? [])],
+    // each tree: root (default 10), bulk 4e51:10 and small-packet 4e51:3 leaves, the small-packet filters
     qdiscs: [
-      { dev: 'vethab12', kind: 'htb', handle: '4e51:', parent: 'root' },
+      { dev: 'vethab12', kind: 'htb', handle: '4e51:', parent: 'root', options: { r2q: 10, default: '0x10' } },
+      { dev: 'vethab12', kind: 'bfifo', handle: '5010:', parent: '4e51:10' },
+      { dev: 'vethab12', kind: 'bfifo', handle: '5003:', parent: '4e51:3' },
       { dev: 'vethab12', kind: 'ingress', handle: 'ffff:', parent: 'ffff:fff1' },
-      { dev: IFB, kind: 'htb', handle: '4e51:', parent: 'root' },
+      { dev: IFB, kind: 'htb', handle: '4e51:', parent: 'root', options: { r2q: 10, default: '0x10' } },
+      { dev: IFB, kind: 'bfifo', handle: '5010:', parent: '4e51:10' },
+      { dev: IFB, kind: 'bfifo', handle: '5003:', parent: '4e51:3' },
     ],
-    filters: [{ dev: 'vethab12', parent: 'ffff:', prio: 49, handle: '800::800', kind: 'u32', redirectTo: IFB }],
+    filters: [
+      { dev: 'vethab12', parent: 'ffff:', prio: 49, handle: '800::800', kind: 'u32', redirectTo: IFB },
+      ...[IFB, 'vethab12'].flatMap((dev): Filter[] => [
+        { dev, parent: '4e51:', prio: 3, handle: '800::800', kind: 'u32', protocol: 'ip', flowid: '4e51:3', keys: ['00000000/0000ff00@0'] },
+        { dev, parent: '4e51:', prio: 4, handle: '801::800', kind: 'u32', protocol: 'ipv6', flowid: '4e51:3', keys: ['00000000/ff000000@4'] },
+      ]),
+    ],
   });
 }
 
@@ -163,14 +174,24 @@ describe('planHostApply: golden text', () => {
     expect(text(p.host)).toEqual({
       ip: `link add ${IFB} mtu 1500 type ifb\nlink set dev ${IFB} alias ${ALIAS}\nlink set dev ${IFB} up\n`,
       tc: [
-        `qdisc replace dev ${IFB} root handle 4e51: htb default 1`,
+        `qdisc replace dev ${IFB} root handle 4e51: htb default 10`,
         `class replace dev ${IFB} parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b quantum 1514`,
-        `qdisc replace dev ${IFB} parent 4e51:1 handle 4e52: bfifo limit 132586`,
+        `class replace dev ${IFB} parent 4e51:1 classid 4e51:10 htb rate 9500000bit ceil 10000000bit burst 11875b cburst 12500b prio 1 quantum 1514`,
+        `qdisc replace dev ${IFB} parent 4e51:10 handle 5010: bfifo limit 132586`,
+        `class replace dev ${IFB} parent 4e51:1 classid 4e51:3 htb rate 500000bit ceil 10000000bit burst 3028b cburst 12500b prio 0 quantum 1514`,
+        `qdisc replace dev ${IFB} parent 4e51:3 handle 5003: bfifo limit 6250`,
+        `filter add dev ${IFB} parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3`,
+        `filter add dev ${IFB} parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3`,
         'qdisc replace dev vethab12 handle ffff: ingress',
         `filter add dev vethab12 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev ${IFB}`,
-        'qdisc replace dev vethab12 root handle 4e51: htb default 1',
+        'qdisc replace dev vethab12 root handle 4e51: htb default 10',
         'class replace dev vethab12 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500',
-        'qdisc replace dev vethab12 parent 4e51:1 handle 4e52: bfifo limit 132586',
+        'class replace dev vethab12 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 2375',
+        'qdisc replace dev vethab12 parent 4e51:10 handle 5010: bfifo limit 132586',
+        'class replace dev vethab12 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 3028b cburst 25000b prio 0 quantum 1514',
+        'qdisc replace dev vethab12 parent 4e51:3 handle 5003: bfifo limit 12500',
+        'filter add dev vethab12 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3',
+        'filter add dev vethab12 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3',
         '',
       ].join('\n'),
       ipAfter: '',
@@ -182,11 +203,12 @@ describe('planHostApply: golden text', () => {
     ]);
   });
 
-  it('applying again changes nothing but the class (in place) and the leaf', () => {
+  it('applying again changes nothing but the classes (in place) and the leaves', () => {
     const p = input({ egress: { rateBps: 10e6 }, ingress: { rateBps: 20e6 } }, containerNs(), shapedNode());
     expect(p.host.ip).toEqual([]);
     expect(p.host.ipAfter).toEqual([]);
-    expect(p.host.tc.every((op) => op.object === 'class' || (op.object === 'qdisc' && op.parent === '4e51:1'))).toBe(true);
+    expect(p.host.tc).toHaveLength(10);
+    expect(p.host.tc.every((op) => (op.object === 'class' && op.verb === 'replace') || (op.object === 'qdisc' && (op.parent === '4e51:10' || op.parent === '4e51:3')))).toBe(true);
   });
 
   it('egress dropped: the redirect and the ifb go, the ingress tree stays', () => {
@@ -219,7 +241,7 @@ describe('planHostApply: golden text', () => {
   it('a macvlan next to the veth is shaped in the container as always', () => {
     const c = containerNs({ links: [link('net1', 5, 'macvlan')], peers: [{ name: 'net1', index: 5, peerIndex: 9, peerNetnsId: 0 }] });
     const p = input({ egress: { rateBps: 10e6 } }, c);
-    expect(renderTc(p.container.tc)).toContain('qdisc replace dev net1 root handle 4e51: htb default 1');
+    expect(renderTc(p.container.tc)).toContain('qdisc replace dev net1 root handle 4e51: htb default 10\n');
     expect(renderTc(p.container.tc)).not.toContain('eth0');
     expect(renderTc(p.host.tc)).not.toContain('net1');
   });

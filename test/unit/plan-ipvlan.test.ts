@@ -30,12 +30,22 @@ describe('ipvlan L2 (recorded upstream, iproute2 without tso_max_size)', () => {
   it('golden plan: egress HTB on the ipvlan, ingress u32 match-all redirect to nqi2', () => {
     const p = planApply({ spec: BOTH, observed: { links, qdiscs: [] }, caps: MINIMAL_CAPS });
     expect(renderIp(p.ip)).toBe('link set dev ipvlan gso_max_size 3028\nlink add nqi2 mtu 1500 type ifb\nlink set dev nqi2 up\n');
-    expect(renderTc(p.tc)).toBe(`qdisc replace dev ipvlan root handle 4e51: htb default 1
+    expect(renderTc(p.tc)).toBe(`qdisc replace dev ipvlan root handle 4e51: htb default 10
 class replace dev ipvlan parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b quantum 1514
-qdisc replace dev ipvlan parent 4e51:1 handle 4e52: bfifo limit 6250
-qdisc replace dev nqi2 root handle 4e51: htb default 1
+class replace dev ipvlan parent 4e51:1 classid 4e51:10 htb rate 9500000bit ceil 10000000bit burst 11875b cburst 12500b prio 1 quantum 1514
+qdisc replace dev ipvlan parent 4e51:10 handle 5010: bfifo limit 6250
+class replace dev ipvlan parent 4e51:1 classid 4e51:3 htb rate 500000bit ceil 10000000bit burst 3028b cburst 12500b prio 0 quantum 1514
+qdisc replace dev ipvlan parent 4e51:3 handle 5003: bfifo limit 6250
+filter add dev ipvlan parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
+filter add dev ipvlan parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3
+qdisc replace dev nqi2 root handle 4e51: htb default 10
 class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500
-qdisc replace dev nqi2 parent 4e51:1 handle 4e52: bfifo limit 67050
+class replace dev nqi2 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 2375
+qdisc replace dev nqi2 parent 4e51:10 handle 5010: bfifo limit 67050
+class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 3028b cburst 25000b prio 0 quantum 1514
+qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 12500
+filter add dev nqi2 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
+filter add dev nqi2 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3
 qdisc replace dev ipvlan handle ffff: ingress
 filter add dev ipvlan parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi2
 `);
@@ -53,9 +63,14 @@ describe('ipvlan L3 (hand-written: NOARP, parent in the host namespace)', () => 
     const p = planApply({ spec: BOTH, observed: { links, qdiscs: [] }, caps: MINIMAL_CAPS });
     expect(renderIp(p.ip)).toBe('link set dev eth0 gso_max_size 3028\nlink add nqi5 mtu 1500 type ifb\nlink set dev nqi5 up\n');
     expect(renderTc(p.tc).split('\n').filter((l) => l.includes('dev eth0'))).toEqual([
-      'qdisc replace dev eth0 root handle 4e51: htb default 1',
+      'qdisc replace dev eth0 root handle 4e51: htb default 10',
       'class replace dev eth0 parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b quantum 1514',
-      'qdisc replace dev eth0 parent 4e51:1 handle 4e52: bfifo limit 6250',
+      'class replace dev eth0 parent 4e51:1 classid 4e51:10 htb rate 9500000bit ceil 10000000bit burst 11875b cburst 12500b prio 1 quantum 1514',
+      'qdisc replace dev eth0 parent 4e51:10 handle 5010: bfifo limit 6250',
+      'class replace dev eth0 parent 4e51:1 classid 4e51:3 htb rate 500000bit ceil 10000000bit burst 3028b cburst 12500b prio 0 quantum 1514',
+      'qdisc replace dev eth0 parent 4e51:3 handle 5003: bfifo limit 6250',
+      'filter add dev eth0 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3',
+      'filter add dev eth0 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3',
       'qdisc replace dev eth0 handle ffff: ingress',
       'filter add dev eth0 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi5',
     ]);

@@ -25,20 +25,24 @@ describe('parseQdiscs', () => {
     ]);
   });
 
-  it('shaped veth namespace: HTB roots, bfifo leaves, the ingress qdisc (parent ffff:fff1)', () => {
+  it('shaped veth namespace: HTB roots, bfifo leaves of the bulk and small-packet classes, the ingress qdisc (parent ffff:fff1)', () => {
     const qs = parseQdiscs(fixture('tc-qdisc-veth-shaped.json'));
     expect(brief(qs)).toEqual([
       ['lo', 'noqueue', '0:', 'root'],
       ['nqtc0', 'htb', '4e51:', 'root'],
-      ['nqtc0', 'bfifo', '4e52:', '4e51:1'],
+      ['nqtc0', 'bfifo', '5010:', '4e51:10'],
+      ['nqtc0', 'bfifo', '5003:', '4e51:3'],
       ['nqtc0', 'ingress', 'ffff:', 'ffff:fff1'],
       ['nqi2', 'htb', '4e51:', 'root'],
-      ['nqi2', 'bfifo', '4e52:', '4e51:1'],
+      ['nqi2', 'bfifo', '5010:', '4e51:10'],
+      ['nqi2', 'bfifo', '5003:', '4e51:3'],
     ]);
     expect(qs[2]?.options).toEqual({ limit: 6250 });
-    expect(qs[5]?.options).toEqual({ limit: 67050 });
+    expect(qs[3]?.options).toEqual({ limit: 6250 });
+    expect(qs[6]?.options).toEqual({ limit: 67050 });
+    expect(qs[7]?.options).toEqual({ limit: 12500 });
     // HTB prints its default class in hex
-    expect(qs[1]?.options).toMatchObject({ default: '0x1', r2q: 10 });
+    expect(qs[1]?.options).toMatchObject({ default: '0x10', r2q: 10 });
   });
 
   it('without -s there are no counters', () => {
@@ -50,15 +54,18 @@ describe('parseQdiscs', () => {
 
   it('with -s: counters per qdisc', () => {
     const qs = parseQdiscs(fixture('tc-qdisc-veth-shaped-stats.json'));
-    const get = (dev: string, kind: string) => qs.find((q) => q.dev === dev && q.kind === kind);
-    expect(get('nqtc0', 'htb')).toMatchObject({ bytes: 1442, packets: 26, drops: 0, overlimits: 0, backlog: 0, qlen: 0 });
-    expect(get('nqtc0', 'bfifo')).toMatchObject({ bytes: 1442, packets: 26 });
-    expect(get('nqi2', 'htb')).toMatchObject({ bytes: 742, packets: 12 });
-    // The kernel counts the same 12 packets 14 bytes shorter on the ingress qdisc (the Ethernet
+    const get = (dev: string, kind: string, handle?: string) => qs.find((q) => q.dev === dev && q.kind === kind && (!handle || q.handle === handle));
+    expect(get('nqtc0', 'htb')).toMatchObject({ bytes: 5642, packets: 15, drops: 0, overlimits: 0, backlog: 0, qlen: 0 });
+    // the root counts what its leaves passed on: bulk (three 1000-byte datagrams and more) + small packets
+    expect(get('nqtc0', 'bfifo', '5010:')).toMatchObject({ bytes: 4938, packets: 7 });
+    expect(get('nqtc0', 'bfifo', '5003:')).toMatchObject({ bytes: 704, packets: 8 });
+    expect(4938 + 704).toBe(5642);
+    expect(get('nqi2', 'htb')).toMatchObject({ bytes: 5892, packets: 18 });
+    // The kernel counts the same 18 packets 14 bytes shorter on the ingress qdisc (the Ethernet
     // header is already pulled there) than on the ifb (where mirred pushed it back): ingress rates
     // must be read from the ifb, not from the ingress qdisc.
-    expect(get('nqtc0', 'ingress')).toMatchObject({ bytes: 574, packets: 12 });
-    expect(742 - 574).toBe(12 * 14);
+    expect(get('nqtc0', 'ingress')).toMatchObject({ bytes: 5640, packets: 18 });
+    expect(5892 - 5640).toBe(18 * 14);
   });
 
   it('single-device output has no dev field: the caller names the device', () => {
@@ -66,13 +73,15 @@ describe('parseQdiscs', () => {
     expect(text).not.toContain('"dev"');
     expect(brief(parseQdiscs(text, 'nqtc0'))).toEqual([
       ['nqtc0', 'htb', '4e51:', 'root'],
-      ['nqtc0', 'bfifo', '4e52:', '4e51:1'],
+      ['nqtc0', 'bfifo', '5010:', '4e51:10'],
+      ['nqtc0', 'bfifo', '5003:', '4e51:3'],
       ['nqtc0', 'ingress', 'ffff:', 'ffff:fff1'],
     ]);
     const stats = parseQdiscs(fixture('tc-qdisc-veth-shaped-stats-dev-nqi2.json'), 'nqi2');
-    expect(stats.map((q) => [q.dev, q.kind, q.bytes])).toEqual([
-      ['nqi2', 'htb', 924],
-      ['nqi2', 'bfifo', 924],
+    expect(stats.map((q) => [q.dev, q.kind, q.handle, q.bytes])).toEqual([
+      ['nqi2', 'htb', '4e51:', 5892],
+      ['nqi2', 'bfifo', '5010:', 4938],
+      ['nqi2', 'bfifo', '5003:', 954],
     ]);
   });
 
@@ -88,11 +97,13 @@ describe('parseQdiscs', () => {
     expect(brief(parseQdiscs(a, 'nqtc0')).map((r) => r.slice(0, 2))).toEqual([
       ['nqtc0', 'htb'],
       ['nqtc0', 'bfifo'],
+      ['nqtc0', 'bfifo'],
       ['nqtc0', 'ingress'],
     ]);
     const ifb = parseQdiscs(b, 'nqi2');
     expect(brief(ifb).map((r) => r.slice(0, 2))).toEqual([
       ['nqi2', 'htb'],
+      ['nqi2', 'bfifo'],
       ['nqi2', 'bfifo'],
     ]);
     expect(ifb[0]?.options).toMatchObject({ direct_qlen: 32 }); // an ifb's txqueuelen
@@ -100,8 +111,8 @@ describe('parseQdiscs', () => {
 
   it('batch output with -s keeps the counters', () => {
     const [a, b] = splitBatchJson(fixture('tc-qdisc-veth-shaped-stats-batch.txt')) as [string, string];
-    expect(parseQdiscs(a, 'nqtc0')[0]).toMatchObject({ dev: 'nqtc0', kind: 'htb', bytes: 1484, packets: 27 });
-    expect(parseQdiscs(b, 'nqi2')[1]).toMatchObject({ dev: 'nqi2', kind: 'bfifo', bytes: 924, packets: 15 });
+    expect(parseQdiscs(a, 'nqtc0')[0]).toMatchObject({ dev: 'nqtc0', kind: 'htb', bytes: 5642, packets: 15 });
+    expect(parseQdiscs(b, 'nqi2')[1]).toMatchObject({ dev: 'nqi2', kind: 'bfifo', handle: '5010:', bytes: 4938, packets: 7 });
   });
 
   it('clsact is listed like ingress (handle ffff:, parent ffff:fff1): only kind tells them apart', () => {

@@ -6,7 +6,8 @@
  * test/fixtures/kernel/README.txt), both exited 0, and `tc class show` read back the rates; the
  * state it left was recorded as the *-perif-* fixtures. The idempotent re-plan left `tc -json qdisc
  * show` and both devices' filters byte-identical; the update text exited 0 and left exactly nqtd1's
- * 5Mbit tree (nqtd0 unshaped with gso_max_size 65536, no ifb). 2026-11-21.
+ * 5Mbit tree (nqtd0 unshaped with gso_max_size 65536, no ifb). 2026-11-21. Run again for the tree
+ * with bulk and small-packet classes by test/fixtures/kernel/record-shaped.ts (2026-11-22).
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -28,12 +29,14 @@ const fresh = (): Observed => ({
   links: parseIpLinks(fixture('ip-link-two-veth-fresh.json')),
   qdiscs: parseQdiscs(fixture('tc-qdisc-two-veth-fresh.json')),
 });
+/** as discover() reads it: the hooks' filters and our roots' (the small-packet filters) */
 const shaped = (): Observed => ({
   links: parseIpLinks(fixture('ip-link-two-veth-perif-shaped.json')),
   qdiscs: parseQdiscs(fixture('tc-qdisc-two-veth-perif-shaped.json')),
   filters: [
     ...parseFilters(fixture('tc-filter-perif-nqtd0-ours.json'), 'nqtd0'),
     ...parseFilters(fixture('tc-filter-perif-nqtd1-ours.json'), 'nqtd1'),
+    ...['nqtd0', 'nqtd1', 'nqi2', 'nqi3'].flatMap((d) => parseFilters(fixture(`tc-filter-perif-root-${d}.json`), d, '4e51:')),
   ],
 });
 
@@ -44,20 +47,40 @@ const MIXED: QosSpec = {
   perInterface: { nqtd1: { egress: { rateBps: 30e6 }, ingress: { rateBps: 40e6, burstBits: 1e6 } } },
 };
 
-const NQTD0_TREES = `qdisc replace dev nqtd0 root handle 4e51: htb default 1
+const NQTD0_TREES = `qdisc replace dev nqtd0 root handle 4e51: htb default 10
 class replace dev nqtd0 parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b quantum 1514
-qdisc replace dev nqtd0 parent 4e51:1 handle 4e52: bfifo limit 6250
-qdisc replace dev nqi2 root handle 4e51: htb default 1
+class replace dev nqtd0 parent 4e51:1 classid 4e51:10 htb rate 9500000bit ceil 10000000bit burst 11875b cburst 12500b prio 1 quantum 1514
+qdisc replace dev nqtd0 parent 4e51:10 handle 5010: bfifo limit 6250
+class replace dev nqtd0 parent 4e51:1 classid 4e51:3 htb rate 500000bit ceil 10000000bit burst 3028b cburst 12500b prio 0 quantum 1514
+qdisc replace dev nqtd0 parent 4e51:3 handle 5003: bfifo limit 6250
+filter add dev nqtd0 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
+filter add dev nqtd0 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3
+qdisc replace dev nqi2 root handle 4e51: htb default 10
 class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500
-qdisc replace dev nqi2 parent 4e51:1 handle 4e52: bfifo limit 67050
+class replace dev nqi2 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 2375
+qdisc replace dev nqi2 parent 4e51:10 handle 5010: bfifo limit 67050
+class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 3028b cburst 25000b prio 0 quantum 1514
+qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 12500
+filter add dev nqi2 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
+filter add dev nqi2 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3
 qdisc replace dev nqtd0 handle ffff: ingress
 filter add dev nqtd0 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi2
 `;
+/** limit 4e51:1, bulk 4e51:10 and small packets 4e51:3 (with the 1M burst as the children's cburst on nqi3) */
 const NQTD1_CLASSES = `class replace dev nqtd1 parent 4e51: classid 4e51:1 htb rate 30000000bit ceil 30000000bit burst 37500b cburst 37500b quantum 9014
-qdisc replace dev nqtd1 parent 4e51:1 handle 4e52: bfifo limit 27042
+class replace dev nqtd1 parent 4e51:1 classid 4e51:10 htb rate 28500000bit ceil 30000000bit burst 35625b cburst 37500b prio 1 quantum 9014
+qdisc replace dev nqtd1 parent 4e51:10 handle 5010: bfifo limit 27042
+class replace dev nqtd1 parent 4e51:1 classid 4e51:3 htb rate 1500000bit ceil 30000000bit burst 18028b cburst 37500b prio 0 quantum 9014
+qdisc replace dev nqtd1 parent 4e51:3 handle 5003: bfifo limit 18750
 `;
 const NQI3_CLASSES = `class replace dev nqi3 parent 4e51: classid 4e51:1 htb rate 40000000bit ceil 40000000bit burst 125000b cburst 125000b quantum 9014
-qdisc replace dev nqi3 parent 4e51:1 handle 4e52: bfifo limit 74550
+class replace dev nqi3 parent 4e51:1 classid 4e51:10 htb rate 38000000bit ceil 40000000bit burst 47500b cburst 125000b prio 1 quantum 9014
+qdisc replace dev nqi3 parent 4e51:10 handle 5010: bfifo limit 74550
+class replace dev nqi3 parent 4e51:1 classid 4e51:3 htb rate 2000000bit ceil 40000000bit burst 18028b cburst 125000b prio 0 quantum 9014
+qdisc replace dev nqi3 parent 4e51:3 handle 5003: bfifo limit 25000
+`;
+const smallFilters = (dev: string): string => `filter add dev ${dev} parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
+filter add dev ${dev} parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3
 `;
 
 describe('golden: two veths, nqtd1 overridden in both directions', () => {
@@ -70,9 +93,9 @@ link set dev nqtd1 gso_max_size 18028
 link add nqi3 mtu 9000 type ifb
 link set dev nqi3 up
 `,
-      tc: `${NQTD0_TREES}qdisc replace dev nqtd1 root handle 4e51: htb default 1
-${NQTD1_CLASSES}qdisc replace dev nqi3 root handle 4e51: htb default 1
-${NQI3_CLASSES}qdisc replace dev nqtd1 handle ffff: ingress
+      tc: `${NQTD0_TREES}qdisc replace dev nqtd1 root handle 4e51: htb default 10
+${NQTD1_CLASSES}${smallFilters('nqtd1')}qdisc replace dev nqi3 root handle 4e51: htb default 10
+${NQI3_CLASSES}${smallFilters('nqi3')}qdisc replace dev nqtd1 handle ffff: ingress
 filter add dev nqtd1 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi3
 `,
       ipAfter: '',
@@ -92,9 +115,15 @@ filter add dev nqtd1 parent ffff: protocol all prio 49 u32 match u32 0 0 action 
     expect(text(plan(MIXED, shaped()))).toEqual({
       ip: '',
       tc: `class replace dev nqtd0 parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b quantum 1514
-qdisc replace dev nqtd0 parent 4e51:1 handle 4e52: bfifo limit 6250
+class replace dev nqtd0 parent 4e51:1 classid 4e51:10 htb rate 9500000bit ceil 10000000bit burst 11875b cburst 12500b prio 1 quantum 1514
+qdisc replace dev nqtd0 parent 4e51:10 handle 5010: bfifo limit 6250
+class replace dev nqtd0 parent 4e51:1 classid 4e51:3 htb rate 500000bit ceil 10000000bit burst 3028b cburst 12500b prio 0 quantum 1514
+qdisc replace dev nqtd0 parent 4e51:3 handle 5003: bfifo limit 6250
 class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500
-qdisc replace dev nqi2 parent 4e51:1 handle 4e52: bfifo limit 67050
+class replace dev nqi2 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 2375
+qdisc replace dev nqi2 parent 4e51:10 handle 5010: bfifo limit 67050
+class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 3028b cburst 25000b prio 0 quantum 1514
+qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 12500
 ${NQTD1_CLASSES}${NQI3_CLASSES}`,
       ipAfter: '',
     });
@@ -115,9 +144,14 @@ describe('only a per-interface limit: nothing pod-wide', () => {
   it('on a fresh namespace: only nqtd1 egress, no ifb, nqtd0 untouched', () => {
     expect(text(plan(ONLY, fresh()))).toEqual({
       ip: 'link set dev nqtd1 gso_max_size 18028\n',
-      tc: `qdisc replace dev nqtd1 root handle 4e51: htb default 1
+      tc: `qdisc replace dev nqtd1 root handle 4e51: htb default 10
 class replace dev nqtd1 parent 4e51: classid 4e51:1 htb rate 5000000bit ceil 5000000bit burst 18028b cburst 18028b quantum 9014
-qdisc replace dev nqtd1 parent 4e51:1 handle 4e52: bfifo limit 27042
+class replace dev nqtd1 parent 4e51:1 classid 4e51:10 htb rate 4750000bit ceil 5000000bit burst 18028b cburst 18028b prio 1 quantum 9014
+qdisc replace dev nqtd1 parent 4e51:10 handle 5010: bfifo limit 27042
+class replace dev nqtd1 parent 4e51:1 classid 4e51:3 htb rate 250000bit ceil 5000000bit burst 18028b cburst 18028b prio 0 quantum 9014
+qdisc replace dev nqtd1 parent 4e51:3 handle 5003: bfifo limit 18028
+filter add dev nqtd1 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
+filter add dev nqtd1 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3
 `,
       ipAfter: '',
     });
@@ -129,7 +163,10 @@ qdisc replace dev nqtd1 parent 4e51:1 handle 4e52: bfifo limit 27042
       tc: `qdisc del dev nqtd0 root
 qdisc del dev nqtd0 ingress
 class replace dev nqtd1 parent 4e51: classid 4e51:1 htb rate 5000000bit ceil 5000000bit burst 18028b cburst 18028b quantum 9014
-qdisc replace dev nqtd1 parent 4e51:1 handle 4e52: bfifo limit 27042
+class replace dev nqtd1 parent 4e51:1 classid 4e51:10 htb rate 4750000bit ceil 5000000bit burst 18028b cburst 18028b prio 1 quantum 9014
+qdisc replace dev nqtd1 parent 4e51:10 handle 5010: bfifo limit 27042
+class replace dev nqtd1 parent 4e51:1 classid 4e51:3 htb rate 250000bit ceil 5000000bit burst 18028b cburst 18028b prio 0 quantum 9014
+qdisc replace dev nqtd1 parent 4e51:3 handle 5003: bfifo limit 18028
 qdisc del dev nqtd1 ingress
 `,
       ipAfter: 'link set dev nqtd0 gso_max_size 65536\nlink del dev nqi2\nlink del dev nqi3\n',
@@ -235,7 +272,8 @@ describe('many interfaces: one ifb each, named from the ifindex, never shared', 
     const ifbs = p.ip.filter((op) => op.verb === 'add').map((op) => op.name);
     expect(ifbs).toEqual(indexes.map((i) => `nqi${i}`));
     expect(new Set(ifbs).size).toBe(12);
-    const redirects = p.tc.filter((op) => op.object === 'filter').map((op) => renderTc([op]));
+    // the redirects on the hooks (our roots' small-packet filters are on parent 4e51:)
+    const redirects = p.tc.filter((op) => op.object === 'filter' && op.parent !== '4e51:').map((op) => renderTc([op]));
     expect(redirects).toHaveLength(12);
     links.slice(1).forEach((l, i) => expect(redirects[i]).toMatch(new RegExp(`dev ${l.name} .* redirect dev nqi${l.index}\\n$`)));
   });

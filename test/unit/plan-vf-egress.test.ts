@@ -183,7 +183,7 @@ describe('planApply with egress in hardware', () => {
     const p = planApply({ spec: { egress: { rateBps: 10e6 }, ingress: { rateBps: 20e6 } }, observed: { links, qdiscs: [] }, caps: MINIMAL_CAPS, egressInHardware: ['net1'] });
     const tc = renderTc(p.tc);
     expect(tc).not.toMatch(/dev net1 root/);
-    expect(tc).toMatch(/^qdisc replace dev eth0 root handle 4e51: htb default 1$/m);
+    expect(tc).toMatch(/^qdisc replace dev eth0 root handle 4e51: htb default 10$/m);
     expect(tc).toMatch(/^filter add dev net1 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi27$/m);
     expect(p.shaped.map((s) => [s.dev, s.direction])).toEqual([
       ['eth0', 'egress'],
