@@ -195,7 +195,7 @@ root.describe('twelve interfaces: one ifb each, the right rates, nothing left af
     // the bursts (tc prints them rounded to its time ticks, within 0.1 %): net11's own 2M bits =
     // 250000 bytes where its default would be 10 ms of 90M = 112500; eth0's ingress 1M bits =
     // 125000 bytes on its ifb where the default is 25000
-    const burstOf = async (dev: string) => Number(/ burst (\d+)b /.exec((await tcIn(container, ['class', 'show', 'dev', dev])).stdout)?.[1]);
+    const burstOf = async (dev: string) => Number(/class htb 4e51:1 root .*? burst (\d+)b /.exec((await tcIn(container, ['class', 'show', 'dev', dev])).stdout)?.[1]);
     expect(Math.abs((await burstOf('net11')) / 250_000 - 1)).toBeLessThan(0.001);
     expect(Math.abs((await burstOf(ifbOf.get('eth0')!)) / 125_000 - 1)).toBeLessThan(0.001);
     expect(Math.abs((await burstOf('net10')) / 12_500 - 1)).toBeLessThan(0.001); // no burst override: derived

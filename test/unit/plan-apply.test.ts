@@ -143,8 +143,8 @@ describe('golden: veth container, egress 10M + ingress 20M, fresh namespace', ()
 
   it('reports what it shapes', () => {
     expect(p.shaped).toEqual([
-      { dev: 'nqtc0', direction: 'egress', shapedOn: 'nqtc0', rateBps: 10e6, burstBytes: 12_500, quantum: 1514, leaf: 'bfifo 6250B, small packets first' },
-      { dev: 'nqtc0', direction: 'ingress', shapedOn: 'nqi2', rateBps: 20e6, burstBytes: 25_000, quantum: 2500, leaf: 'bfifo 67050B, small packets first' },
+      { dev: 'nqtc0', direction: 'egress', shapedOn: 'nqtc0', rateBps: 10e6, burstBytes: 12_500, quantum: 1514, leaf: 'bfifo 6250B' },
+      { dev: 'nqtc0', direction: 'ingress', shapedOn: 'nqi2', rateBps: 20e6, burstBytes: 25_000, quantum: 2500, leaf: 'bfifo 67050B' },
     ]);
   });
 
@@ -223,7 +223,7 @@ describe('leaf queue: both capability sets', () => {
   it('only the leaf lines differ', () => {
     expect(fq.filter((l) => !isLeafLine(l))).toEqual(bfifo.filter((l) => !isLeafLine(l)));
     expect(fq.filter((l) => !isLeafLine(l))).toHaveLength(lines(VETH_TC).length - 4);
-    expect(plan(BOTH, observed, FQ).shaped.map((s) => s.leaf)).toEqual(['fq_codel target 5000us, small packets first', 'fq_codel target 5000us, small packets first']);
+    expect(plan(BOTH, observed, FQ).shaped.map((s) => s.leaf)).toEqual(['fq_codel target 5000us', 'fq_codel target 5000us']);
   });
 });
 
@@ -429,11 +429,11 @@ ${VETH_IFB_TREE}`,
 
 describe('queue latency', () => {
   const o = observe('ip-link-veth.json', 'tc-qdisc-veth.json');
-  const leaves = (p: Plan) => p.shaped.map((s) => s.leaf.replace(/, small packets first$/, ''));
+  const leaves = (p: Plan) => p.shaped.map((s) => s.leaf);
   const spec: QosSpec = { egress: { rateBps: 100e6 }, ingress: { rateBps: 100e6 } };
 
   it('defaults to 5 ms', () => {
-    expect(plan(spec, o).shaped.map((s) => s.leaf)).toEqual(['bfifo 62500B, small packets first', 'bfifo 67050B, small packets first']);
+    expect(plan(spec, o).shaped.map((s) => s.leaf)).toEqual(['bfifo 62500B', 'bfifo 67050B']);
     expect(leaves(plan(spec, o))).toEqual(['bfifo 62500B', 'bfifo 67050B']);
   });
   it("the operator's default applies when the spec has none", () => {
