@@ -15,6 +15,8 @@
 # /opt/nri/plugins/10-netqos, which the runtime starts itself; with --nri-daemon instead the
 # systemd unit netqos-nri.service. Only one of the two may run on a node.
 # Every file it writes is listed in /usr/local/lib/netqos/MANIFEST, which --uninstall follows.
+# The hook's code cache is warmed by shaping and unshaping a throwaway network namespace
+# (netqos-warm-<pid>, a veth pair inside it, deleted afterwards); where that fails: a warning.
 # NETQOS_ROOT=/some/dir installs below that directory instead of / (used by the tests).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -48,7 +50,7 @@ for arg in "$@"; do
     --nri) set_nri plugin ;;
     --nri-daemon) set_nri daemon ;;
     --no-nri) set_nri none ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) die "unknown option $arg; use --uninstall, --no-demo, --nri, --nri-daemon, --no-nri or --help" ;;
   esac
 done
@@ -116,15 +118,83 @@ put dist/netqos.cjs "$LIB/netqos.cjs" 0644
 put dist/netqos-hook.cjs "$LIB/netqos-hook.cjs" 0644
 put dist/netqos-hook-main.cjs "$LIB/netqos-hook-main.cjs" 0644
 put dist/netqos-nri.cjs "$LIB/netqos-nri.cjs" 0644
-# warm the hook's V8 code cache now, so no container start pays for compiling it
-rm -f "$LIB/netqos-hook-main.cjs.v8cache" "$LIB/netqos-hook-config.memo.json"
+tmp=$(mktemp)
+warm=$(mktemp -d)
+trap 'rm -f "$tmp"; rm -rf "$warm"' EXIT
+cache=$LIB/netqos-hook-main.cjs.v8cache warm_ns=netqos-warm-$$
+
+# Warm the hook's V8 code cache now, so no container start pays for compiling it. The cache
+# holds only the functions compiled by the run that wrote it (packaging/hook-loader.cjs): a run
+# that applies nothing leaves out the whole engine (70 KB of cache against 145 KB), so it is
+# written by a real container start and stop, on a throwaway namespace:
+#   netns netqos-warm-<pid> with a veth pair inside it (both ends: nothing on the node), a
+#   `sleep` in it for the state's pid; createRuntime with 10M each way (writes the cache),
+#   the sleep killed, poststop removing it all (NETQOS_HOOK_CACHE=refresh: adds its functions).
+# Its namespace and its sleep are removed whatever happens (its traps). Prints the reason and
+# fails when the hook did not shape and unshape silently.
+hook_warm() (
+  ns=$warm_ns made='' sleeper='' bundle="$warm/bundle"
+  cleanup() {
+    if [ -n "$sleeper" ]; then kill "$sleeper" 2>/dev/null; wait "$sleeper" 2>/dev/null; fi
+    if [ -n "$made" ]; then ip netns del "$ns" 2>/dev/null; fi
+  }
+  trap cleanup EXIT
+  # interrupted: clean up, then die of the same signal, so install.sh stops too
+  for sig in INT TERM HUP; do trap "trap - EXIT $sig; cleanup; kill -$sig \$BASHPID" "$sig"; done
+  hook() { # what runs (for the message); stdin: the OCI state. The hook is silent when it did its work.
+    local out
+    out=$(NETQOS_CONFIG="$warm/config.json" "$NODE" "$LIB/netqos-hook.cjs" 2>&1) && [ -z "$out" ] ||
+      { echo "the hook's $1 said: ${out:-nothing, but failed}"; return 1; }
+  }
+  # a config of its own (the defaults, its log in the scratch directory, not the operator's),
+  # validated by a first run that applies nothing, whose cache is dropped: the runs that write
+  # the cache find it in the memo, as container starts find the installed config, so the cache
+  # holds no config validation (35 KB)
+  printf '{"log":{"file":"%s/hook.log"}}\n' "$warm" > "$warm/config.json"
+  echo '{"id":"netqos-install","status":"created","pid":1,"bundle":"/nonexistent","annotations":{}}' | hook 'first run' || exit 1
+  rm -f "$cache"
+  if [ -e "/run/netns/$ns" ]; then echo "/run/netns/$ns exists"; exit 1; fi
+  ip netns add "$ns" || exit 1
+  made=1
+  { ip -n "$ns" link add eth0 type veth peer name eth1 && ip -n "$ns" link set eth0 up && ip -n "$ns" link set eth1 up; } || exit 1
+  nsenter --net="/run/netns/$ns" sleep 60 </dev/null >/dev/null 2>&1 &
+  sleeper=$!
+  want="net:[$(stat -L -c %i "/run/netns/$ns")]"
+  for _ in $(seq 100); do
+    [ "$(readlink "/proc/$sleeper/ns/net" 2>/dev/null)" = "$want" ] && break
+    sleep 0.02
+  done
+  [ "$(readlink "/proc/$sleeper/ns/net" 2>/dev/null)" = "$want" ] || { echo "sleep did not start in $ns"; exit 1; }
+  mkdir -p "$bundle"
+  printf '{"linux":{"namespaces":[{"type":"network","path":"/run/netns/%s"}]}}\n' "$ns" > "$bundle/config.json"
+  state() { # status, the pid field
+    printf '{"ociVersion":"1.0.2","id":"%s","status":"%s",%s"bundle":"%s","annotations":{"kubernetes.io/egress-bandwidth":"10M","kubernetes.io/ingress-bandwidth":"10M"}}' \
+      "$ns" "$1" "$2" "$bundle"
+  }
+  state created "\"pid\":$sleeper," | hook createRuntime || exit 1
+  [ -f "$cache" ] || { echo "createRuntime wrote no code cache"; exit 1; }
+  kill "$sleeper" && wait "$sleeper" 2>/dev/null
+  sleeper=''
+  state stopped '' | NETQOS_HOOK_CACHE=refresh hook poststop || exit 1
+)
+rm -f "$cache" "$LIB/netqos-hook-config.memo.json"
 # the hook's memo of the config it last validated (written by the hook itself when it runs)
 echo "$LIB/netqos-hook-config.memo.json" >> "$MANIFEST.new"
+# the installed hook must run; the cache of this run that applies nothing is kept for a node
+# where the warm-up cannot run
 echo '{"id":"netqos-install","status":"created","pid":1,"bundle":"/nonexistent","annotations":{}}' |
   NETQOS_CONFIG=/nonexistent "$NODE" "$LIB/netqos-hook.cjs" || die "the installed hook does not run"
-[ -f "$LIB/netqos-hook-main.cjs.v8cache" ] && echo "$LIB/netqos-hook-main.cjs.v8cache" >> "$MANIFEST.new"
-tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
+[ -f "$cache" ] && mv "$cache" "$warm/fallback.v8cache"
+if why=$(hook_warm 2>&1); then
+  say "warmed the hook's code cache ($(stat -c %s "$cache") bytes) with a container start and stop in the throwaway namespace $warm_ns"
+else
+  # no shaping here (no veth in this kernel, say): keep the cache of the run that applied nothing
+  say >&2 "warning: could not warm the hook's code cache with a container start and stop in a throwaway namespace ($warm_ns): ${why//$'\n'/; }; every container start compiles the engine's code"
+  rm -f "$cache"
+  [ -f "$warm/fallback.v8cache" ] && mv "$warm/fallback.v8cache" "$cache"
+fi
+rm -f "$LIB/netqos-hook-config.memo.json"
+[ -f "$cache" ] && echo "$cache" >> "$MANIFEST.new"
 printf '#!/bin/sh\nexec %s %s "$@"\n' "$NODE" "/usr/local/lib/netqos/netqos.cjs" > "$tmp"
 put "$tmp" "$BIN" 0755
 # the hooks.d entry: this node, this hook (podman runs poststop with an empty environment)

@@ -226,6 +226,15 @@ async function main(): Promise<void> {
   const mach = machine();
   process.stdout.write(`hook timing: ${hook} (sha256 ${hookSha}…, built ${new Date(statSync(hook).mtimeMs).toISOString()}, newer than its ${sourceCount} source files)\n${runs} runs of each kind after ${warmup} warm-up rounds, interleaved\n`);
   process.stdout.write(`load average at start: ${loadText(mach.loadStart)} (${mach.cpus} CPUs)\n`);
+  // The loader's V8 code cache holds what the run that wrote it compiled: an installed hook's
+  // comes from install.sh's warm-up (a createRuntime and a poststop); a missing one here is
+  // written by this bench's first createRuntime, one found here by whatever ran first.
+  const cacheFile = join(dirname(hook), 'netqos-hook-main.cjs.v8cache');
+  const cacheBytes = (): number | undefined => (existsSync(cacheFile) ? statSync(cacheFile).size : undefined);
+  const cacheAtStart = cacheBytes();
+  process.stdout.write(
+    `code cache: ${cacheAtStart === undefined ? 'none yet (the first createRuntime writes it)' : `${cacheAtStart} bytes, as found`} (${cacheFile})\n`,
+  );
 
   const logFile = join(tmp, 'hook.log');
   const configFile = join(tmp, 'config.json');
@@ -352,6 +361,7 @@ async function main(): Promise<void> {
     kind: 'hook-timing',
     date: new Date().toISOString(),
     hook: { path: hook, sha256prefix: hookSha, mtime: new Date(statSync(hook).mtimeMs).toISOString(), bytes: statSync(hook).size },
+    codeCache: { path: cacheFile, bytesAtStart: cacheAtStart, bytesAtEnd: cacheBytes() },
     machine: { ...mach, loadEnd: mach.loadEnd.map((x) => Math.round(x * 100) / 100) },
     method: {
       runs,
