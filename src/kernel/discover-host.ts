@@ -5,13 +5,11 @@
  * veths their aliases name). A node with a thousand veths costs one link dump, not a thousand filter dumps.
  */
 import type { Observed } from '../domain/link.js';
-import { hasOurRoot } from '../plan/apply-plan.js';
-import { hookOf } from '../plan/ingress-hook.js';
 import { isHostIfbName, parseHostAlias } from '../plan/host-names.js';
 import { parseLinkPeers } from '../plan/host-peer.js';
 import { parseIpLinks } from '../plan/parse-ip.js';
-import { ROOT_HANDLE } from '../plan/names.js';
-import { parseFilters, parseQdiscs } from '../plan/parse-tc.js';
+import { parseQdiscs } from '../plan/parse-tc.js';
+import { readFilters } from './discover.js';
 import type { NetnsTools } from './tools-session.js';
 
 /** peerIndexes: the ifindexes (in the node's namespace) the container's veths point to */
@@ -30,13 +28,6 @@ export async function discoverHost(t: NetnsTools, peerIndexes: readonly number[]
   const names = [...devs].sort();
   const qdiscs = await t.tc.ask(names.map((d) => `qdisc show dev ${d}`));
   observed.qdiscs = names.flatMap((d, i) => parseQdiscs(qdiscs[i] ?? '[]', d));
-  // the hooks' filters, and our roots' (the small-packet filters: without them a re-apply would
-  // add them again beside the ones there)
-  const questions: [string, string, string | undefined][] = [
-    ...names.filter((d) => hookOf(observed, d) !== 'none').map((d): [string, string, undefined] => [d, `filter show dev ${d} ingress`, undefined]),
-    ...names.filter((d) => hasOurRoot(observed, d)).map((d): [string, string, string] => [d, `filter show dev ${d} parent ${ROOT_HANDLE}`, ROOT_HANDLE]),
-  ];
-  const filters = await t.tc.ask(questions.map(([, q]) => q));
-  observed.filters = questions.flatMap(([d, , parent], i) => parseFilters(filters[i] ?? '[]', d, parent));
+  observed.filters = await readFilters(t, observed, names);
   return observed;
 }

@@ -3,7 +3,7 @@
  * when some device has an ingress hook or our HTB root, the filters there (one more round of
  * questions to tc: the hook's, and our root's, which hold the class and unshaped-subnet rules).
  */
-import type { Link, Observed } from '../domain/link.js';
+import type { Filter, Link, Observed } from '../domain/link.js';
 import { parseIpLinks } from '../plan/parse-ip.js';
 import { parseLinkPeers } from '../plan/host-peer.js';
 import { parseFilters, parseQdiscs } from '../plan/parse-tc.js';
@@ -26,12 +26,20 @@ export async function discover(t: NetnsTools, onLinks?: (links: Link[]) => void)
   });
   const [links, [qdiscs]] = await Promise.all([ipLinks, t.tc.ask(['qdisc show'])]);
   const observed: Observed = { links, qdiscs: parseQdiscs(qdiscs ?? '[]'), peers: parseLinkPeers(linkText) };
-  const names = observed.links.map((l) => l.name);
+  observed.filters = await readFilters(t, observed, observed.links.map((l) => l.name));
+  return observed;
+}
+
+/**
+ * The filters of these devices that planning needs, in one round of questions to tc: the
+ * ingress hook's (where one exists) and our HTB root's (class, unshaped-subnet and small-packet
+ * rules: without them a re-apply would add them again beside the ones there).
+ */
+export async function readFilters(t: NetnsTools, observed: Observed, names: readonly string[]): Promise<Filter[]> {
   const questions: [string, string, string | undefined][] = [
     ...names.filter((d) => hookOf(observed, d) !== 'none').map((d): [string, string, undefined] => [d, `filter show dev ${d} ingress`, undefined]),
     ...names.filter((d) => hasOurRoot(observed, d)).map((d): [string, string, string] => [d, `filter show dev ${d} parent ${ROOT_HANDLE}`, ROOT_HANDLE]),
   ];
   const filters = await t.tc.ask(questions.map(([, q]) => q));
-  observed.filters = questions.flatMap(([d, , parent], i) => parseFilters(filters[i] ?? '[]', d, parent));
-  return observed;
+  return questions.flatMap(([d, , parent], i) => parseFilters(filters[i] ?? '[]', d, parent));
 }

@@ -28,7 +28,7 @@ export const ourRoot = (o: Observed, dev: string) =>
 export const hasOurRoot = (o: Observed, dev: string): boolean => ourRoot(o, dev) !== undefined;
 
 /** What a tree's device holds now, for htbTree: its root, qdiscs and root filters. */
-const existing = (o: Observed, dev: string) => ({
+export const existing = (o: Observed, dev: string) => ({
   root: ourRoot(o, dev),
   qdiscs: o.qdiscs.filter((q) => q.dev === dev),
   filters: (o.filters ?? []).filter((f) => f.dev === dev && f.parent === ROOT_HANDLE),

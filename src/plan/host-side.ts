@@ -17,12 +17,12 @@
 import { NetqosError } from '../domain/errors.js';
 import type { Capabilities, Link, Observed } from '../domain/link.js';
 import type { DirectionLimit, QosSpec } from '../domain/spec.js';
-import { hasOurRoot, ourRoot, planApply } from './apply-plan.js';
+import { existing, hasOurRoot, planApply } from './apply-plan.js';
 import { htbTree } from './htb-tree.js';
 import { formatHostAlias, hostIfbName, isHostIfbName, parseHostAlias, type HostAlias } from './host-names.js';
 import { findHostPeer, peerOf } from './host-peer.js';
 import { isOurFilter, redirectOps, unredirectOps } from './ingress-hook.js';
-import { ifbName, ROOT_HANDLE } from './names.js';
+import { ifbName } from './names.js';
 import { emptyPlan, type IpOp, type Plan, type TcOp } from './ops.js';
 import { DEFAULT_QUEUE_LATENCY_US, LEGACY_GSO_MAX } from './params.js';
 
@@ -125,13 +125,10 @@ function planHostEgress(input: HostApplyInput, { dev, peer }: HostPair, latencyU
 
 /** an HTB tree on the node (the ifb, or the host peer): its leaf takes the container's GSO packets */
 function nodeTree(input: HostApplyInput, dev: string, mayExist: boolean, want: DirectionLimit, mtu: number, latencyUs: number) {
-  const root = mayExist ? ourRoot(input.host, dev) : undefined;
   return htbTree({
     dev,
-    root,
-    // what the tree holds now: its leaves, and its root's filters (the small-packet ones), which
-    // are otherwise added again on every apply
-    ...(root ? { qdiscs: input.host.qdiscs.filter((q) => q.dev === dev), filters: (input.host.filters ?? []).filter((f) => f.dev === dev && f.parent === ROOT_HANDLE) } : {}),
+    // what the tree holds now (its root, leaves and root filters), as for a container's tree
+    ...(mayExist ? existing(input.host, dev) : {}),
     rateBps: want.rateBps,
     userBurstBits: want.burstBits,
     mtu,

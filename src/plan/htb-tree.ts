@@ -73,7 +73,6 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
   const unshaped = t.unshaped ?? [];
   const burst = burstBytes(t.rateBps, t.mtu, t.userBurstBits);
   const q = quantum(t.rateBps, t.mtu);
-  const leaf = leafQueue(t.rateBps, t.latencyUs, t.mtu, t.maxSkb, t.caps);
   const rate = rateWord(t.rateBps);
   const ops: TcOp[] = [];
   const wantDefault = ROOT_DEFAULT;
@@ -107,6 +106,7 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
     options: ['rate', rate, 'ceil', rate, 'burst', `${burst}b`, 'cburst', `${burst}b`, 'quantum', String(q)],
   });
   const shapedClasses: ShapedClass[] = [];
+  let bulkLeaf: ReturnType<typeof leafQueue> | undefined;
   const child = (
     classid: string,
     rateBps: number,
@@ -140,7 +140,7 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
     const small = smallClassRate(t.rateBps);
     // what either may send at the limit in one go is the limit's burst (a user's burst too): a
     // leaf at its ceil sends only while its own ctokens last, whatever 4e51:1 has left
-    child(BULK_CLASS_ID, Math.max(1, Math.round(t.rateBps) - small), t.rateBps, 1, { rateBps: t.rateBps, maxSkb: t.maxSkb }, burst);
+    bulkLeaf = child(BULK_CLASS_ID, Math.max(1, Math.round(t.rateBps) - small), t.rateBps, 1, { rateBps: t.rateBps, maxSkb: t.maxSkb }, burst);
     child(SMALL_CLASS_ID, small, t.rateBps, 0, { rateBps: t.rateBps, maxSkb: frameBytes(t.mtu) }, burst);
   } else {
     const children = [
@@ -186,11 +186,8 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
       ops.push({ object: 'filter', verb: 'add', dev: t.dev, parent: ROOT_HANDLE, protocol: w.protocol, prio: w.prio, kind: 'u32', options: [...r.words, 'flowid', r.flowid] });
     }
   }
-  const shaped: Omit<Shaped, 'dev' | 'direction'> = { shapedOn: t.dev, rateBps: t.rateBps, burstBytes: burst, quantum: q, leaf: leaf.describe };
-  if (shapedClasses.length > 0) {
-    shaped.classes = shapedClasses;
-    shaped.leaf = 'per class';
-  }
+  const shaped: Omit<Shaped, 'dev' | 'direction'> = { shapedOn: t.dev, rateBps: t.rateBps, burstBytes: burst, quantum: q, leaf: bulkLeaf?.describe ?? 'per class' };
+  if (shapedClasses.length > 0) shaped.classes = shapedClasses;
   if (unshaped.length > 0) shaped.unshaped = [...unshaped];
   return { ops, shaped };
 }

@@ -6,13 +6,6 @@
 /** our HTB root: major 0x4e51 ("NQ"), unlikely to collide with anyone's 1: */
 export const ROOT_HANDLE = '4e51:';
 export const CLASS_ID = '4e51:1';
-/**
- * The leaf qdisc under CLASS_ID, one handle per kind: the kernel refuses `qdisc replace` that
- * keeps a handle but changes the kind, while a new handle grafts the new leaf in place.
- */
-export const LEAF_HANDLE = '4e52:';
-export const FQ_CODEL_LEAF_HANDLE = '4e53:';
-export const leafHandle = (kind: string): string => (kind === 'fq_codel' ? FQ_CODEL_LEAF_HANDLE : LEAF_HANDLE);
 /** the u32 redirect filter is ours by its priority (see ingress-hook.ts for why not a handle) */
 export const FILTER_PRIO = 49;
 export const INGRESS_PARENT = 'ffff:';
@@ -27,7 +20,8 @@ export const isOurIfb = (name: string): boolean => /^nqi\d+$/.test(name);
  * Classes (netqos.io/<dir>-classes) and unshaped subnets. With classes, 4e51:1 is the parent
  * (rate = ceil = the total) and the root's default is the default child 4e51:10; the named
  * classes are 4e51:11, 4e51:12, ... in the order of the annotation. Each child's leaf has its
- * own handle, one per kind (as LEAF_HANDLE / FQ_CODEL_LEAF_HANDLE above): 5011: / 6011:.
+ * own handle, one per kind (the kernel refuses a `qdisc replace` that keeps a handle but changes
+ * the kind, while a new handle grafts the new leaf in place): 5011: bfifo / 6011: fq_codel.
  * Unshaped subnets on egress go to 4e51:2, a class beside 4e51:1 under the root, not under
  * the limit. Every filter on our HTB root is ours (the qdisc is), found by its priority.
  */
