@@ -2,12 +2,11 @@
  * The text of `tc class show` (iproute2 6.1 prints HTB classes as text even with -json), as
  * netqos status reads it: rates 1000-based, sizes 1024-based.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { NetqosError } from '../../src/domain/errors.js';
 import { parseHtbClassText, readTcRate, readTcSize } from '../../src/plan/parse-class.js';
+import { fixture } from '../support/kernel-fixtures.js';
 
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/kernel/${name}`, import.meta.url), 'utf8');
 
 describe('readTcRate (bit/s)', () => {
   it.each([

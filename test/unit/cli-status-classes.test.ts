@@ -4,15 +4,14 @@
  * with its id, its place in the annotation, its match read back from the u32 filters, rate,
  * ceil, prio and its own counters, in the table and in --json.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { buildStatus, renderStatusJson, renderStatusTable, type StatusReport } from '../../src/cli/status-report.js';
 import type { Observed } from '../../src/domain/link.js';
 import { parseHtbClassText } from '../../src/plan/parse-class.js';
 import { parseIpLinks } from '../../src/plan/parse-ip.js';
 import { parseFilters, parseQdiscs, type QdiscStats } from '../../src/plan/parse-tc.js';
+import { fixture } from '../support/kernel-fixtures.js';
 
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/kernel/${name}`, import.meta.url), 'utf8');
 
 function recorded(): { observed: Observed; stats: Map<string, QdiscStats[]>; classes: Map<string, ReturnType<typeof parseHtbClassText>> } {
   const links = parseIpLinks(fixture('ip-link-veth-classes.json'));

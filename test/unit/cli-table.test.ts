@@ -2,7 +2,6 @@
  * The CLI's output: plain tables, status built from recorded kernel output, the apply and demo
  * tables, and the doctor's report.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { renderShaped } from '../../src/cli/apply.js';
 import { renderResults } from '../../src/cli/demo.js';
@@ -24,8 +23,8 @@ import type { Observed } from '../../src/domain/link.js';
 import { parseHtbClassText } from '../../src/plan/parse-class.js';
 import { parseIpLinks } from '../../src/plan/parse-ip.js';
 import { parseQdiscs, type QdiscStats } from '../../src/plan/parse-tc.js';
+import { fixture } from '../support/kernel-fixtures.js';
 
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/kernel/${name}`, import.meta.url), 'utf8');
 
 describe('formatTable', () => {
   it('pads columns to the widest cell, two spaces apart, right-aligns where asked, trims line ends', () => {

@@ -15,38 +15,20 @@
  * unknown", an error of the kernel, after tc parsed the line); the handle change they depend on
  * was checked with pfifo in place of fq_codel (see 'leaf kind change').
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { NetqosError } from '../../src/domain/errors.js';
 import { MINIMAL_CAPS, type Capabilities, type Observed, type Qdisc } from '../../src/domain/link.js';
 import type { QosSpec } from '../../src/domain/spec.js';
 import { planApply, type ApplyInput } from '../../src/plan/apply-plan.js';
 import type { Plan } from '../../src/plan/ops.js';
-import { parseIpLinks } from '../../src/plan/parse-ip.js';
-import { parseFilters, parseQdiscs } from '../../src/plan/parse-tc.js';
+import { parseFilters } from '../../src/plan/parse-tc.js';
 import { renderIp, renderTc } from '../../src/plan/render.js';
+import { fixture, linksOf, observe } from '../support/kernel-fixtures.js';
 
 // ---------------------------------------------------------------------------------------------
 // fixtures
 
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/kernel/${name}`, import.meta.url), 'utf8');
-const linksOf = (name: string) =>
-  parseIpLinks(name.endsWith('.handmade.json') ? JSON.stringify((JSON.parse(fixture(name)) as { stdout: unknown }).stdout) : fixture(name));
 
-/**
- * Observed from recorded files, as discover() reads it: filters: device -> `tc -json filter show
- * dev X ingress` file; rootFilters: device -> `tc -json filter show dev X parent 4e51:` file
- */
-function observe(links: string, qdiscs?: string, filters?: Record<string, string>, rootFilters?: Record<string, string>): Observed {
-  const o: Observed = { links: linksOf(links), qdiscs: qdiscs ? parseQdiscs(fixture(qdiscs)) : [] };
-  if (filters || rootFilters) {
-    o.filters = [
-      ...Object.entries(filters ?? {}).flatMap(([dev, file]) => parseFilters(fixture(file), dev)),
-      ...Object.entries(rootFilters ?? {}).flatMap(([dev, file]) => parseFilters(fixture(file), dev, '4e51:')),
-    ];
-  }
-  return o;
-}
 
 const text = (p: Plan) => ({ ip: renderIp(p.ip), tc: renderTc(p.tc), ipAfter: renderIp(p.ipAfter) });
 const plan = (spec: QosSpec, observed: Observed, caps: Capabilities = MINIMAL_CAPS, extra: Partial<ApplyInput> = {}) =>

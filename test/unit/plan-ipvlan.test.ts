@@ -8,16 +8,14 @@
  * container, ingress redirected by a u32 match-all filter (it matches every packet whatever
  * its link layer, so L3 mode's missing ARP and shared MAC change nothing) to the ifb.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MINIMAL_CAPS } from '../../src/domain/link.js';
 import { planApply } from '../../src/plan/apply-plan.js';
 import { parseIpLinks } from '../../src/plan/parse-ip.js';
 import { planRemove } from '../../src/plan/remove-plan.js';
 import { renderIp, renderTc } from '../../src/plan/render.js';
+import { fixture, handmade } from '../support/kernel-fixtures.js';
 
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/kernel/${name}`, import.meta.url), 'utf8');
-const handmade = (name: string): string => JSON.stringify((JSON.parse(fixture(name)) as { stdout: unknown }).stdout);
 const BOTH = { egress: { rateBps: 10e6 }, ingress: { rateBps: 20e6 } };
 
 describe('ipvlan L2 (recorded upstream, iproute2 without tso_max_size)', () => {

@@ -3,15 +3,13 @@
  * (test/fixtures/kernel/, see README.txt there) and as upstream iproute2 prints devices this
  * kernel cannot create (*.handmade.json).
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { NetqosError } from '../../src/domain/errors.js';
 import type { Link } from '../../src/domain/link.js';
 import { classify, parseIpLinks } from '../../src/plan/parse-ip.js';
+import { fixture, handmade } from '../support/kernel-fixtures.js';
 
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/kernel/${name}`, import.meta.url), 'utf8');
 /** a hand-written fixture's `stdout`, serialised the way ip prints it (one line) */
-const handmade = (name: string): string => JSON.stringify((JSON.parse(fixture(name)) as { stdout: unknown }).stdout);
 const byName = (links: Link[], name: string): Link => {
   const l = links.find((x) => x.name === name);
   if (!l) throw new Error(`no link ${name} in ${links.map((x) => x.name).join(', ')}`);

@@ -2,13 +2,12 @@
  * parseQdiscs / parseFilters / splitBatchJson against `tc -json` output recorded on this kernel
  * (test/fixtures/kernel/README.txt says how each file was made).
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { NetqosError } from '../../src/domain/errors.js';
 import { isOurFilter } from '../../src/plan/ingress-hook.js';
 import { parseFilters, parseQdiscs, splitBatchJson } from '../../src/plan/parse-tc.js';
+import { fixture } from '../support/kernel-fixtures.js';
 
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/kernel/${name}`, import.meta.url), 'utf8');
 const brief = (qs: ReturnType<typeof parseQdiscs>): string[][] => qs.map((q) => [q.dev, q.kind, q.handle, q.parent]);
 
 /**

@@ -9,7 +9,6 @@
  * 5Mbit tree (nqtd0 unshaped with gso_max_size 65536, no ifb). 2026-11-21. Run again for the tree
  * with bulk and small-packet classes by test/fixtures/kernel/record-shaped.ts (2026-11-22).
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { NetqosError } from '../../src/domain/errors.js';
 import { MINIMAL_CAPS, type Link, type Observed } from '../../src/domain/link.js';
@@ -20,8 +19,8 @@ import { parseIpLinks } from '../../src/plan/parse-ip.js';
 import { parseFilters, parseQdiscs } from '../../src/plan/parse-tc.js';
 import { planRemove } from '../../src/plan/remove-plan.js';
 import { renderIp, renderTc } from '../../src/plan/render.js';
+import { fixture } from '../support/kernel-fixtures.js';
 
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/kernel/${name}`, import.meta.url), 'utf8');
 const text = (p: Plan) => ({ ip: renderIp(p.ip), tc: renderTc(p.tc), ipAfter: renderIp(p.ipAfter) });
 const plan = (spec: QosSpec, observed: Observed) => planApply({ spec, observed, caps: MINIMAL_CAPS });
 

@@ -6,25 +6,14 @@
  * namespaces rebuilt like the fixture ones (kernel 6.18, iproute2 6.1; last on 2026-11-21) and left
  * exactly the unshaped state behind (tc -json qdisc / filter show byte-identical to the recording).
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Link, Observed } from '../../src/domain/link.js';
 import type { Plan } from '../../src/plan/ops.js';
-import { parseIpLinks } from '../../src/plan/parse-ip.js';
-import { parseFilters, parseQdiscs } from '../../src/plan/parse-tc.js';
+import { parseFilters } from '../../src/plan/parse-tc.js';
 import { isEmptyPlan, planRemove } from '../../src/plan/remove-plan.js';
 import { renderIp, renderTc } from '../../src/plan/render.js';
+import { fixture, linksOf, observe } from '../support/kernel-fixtures.js';
 
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/kernel/${name}`, import.meta.url), 'utf8');
-const linksOf = (name: string) =>
-  parseIpLinks(name.endsWith('.handmade.json') ? JSON.stringify((JSON.parse(fixture(name)) as { stdout: unknown }).stdout) : fixture(name));
-function observe(links: string, qdiscs?: string, filters?: Record<string, string>): Observed {
-  return {
-    links: linksOf(links),
-    qdiscs: qdiscs ? parseQdiscs(fixture(qdiscs)) : [],
-    filters: Object.entries(filters ?? {}).flatMap(([dev, file]) => parseFilters(fixture(file), dev)),
-  };
-}
 const text = (p: Plan) => ({ ip: renderIp(p.ip), tc: renderTc(p.tc), ipAfter: renderIp(p.ipAfter) });
 const all = (p: Plan): string => Object.values(text(p)).join('');
 

@@ -5,7 +5,6 @@
  * (README.txt there), which also ran the old tree's rebuild below on the kernel (exit 0, and the
  * state afterwards was byte-for-byte the recorded shaped state).
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MINIMAL_CAPS, type Observed } from '../../src/domain/link.js';
 import type { QosSpec } from '../../src/domain/spec.js';
@@ -17,8 +16,8 @@ import { parseHtbClassText } from '../../src/plan/parse-class.js';
 import { parseIpLinks } from '../../src/plan/parse-ip.js';
 import { parseFilters, parseQdiscs } from '../../src/plan/parse-tc.js';
 import { renderIp, renderTc } from '../../src/plan/render.js';
+import { fixture } from '../support/kernel-fixtures.js';
 
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/kernel/${name}`, import.meta.url), 'utf8');
 const text = (p: Plan) => ({ ip: renderIp(p.ip), tc: renderTc(p.tc), ipAfter: renderIp(p.ipAfter) });
 const plan = (spec: QosSpec, observed: Observed): Plan => planApply({ spec, observed, caps: MINIMAL_CAPS });
 const lines = (s: string): string[] => s.split('\n').filter((l) => l !== '');

@@ -3,7 +3,6 @@
  * (the JSON iproute2 prints for the state recorded as text upstream: fixtures README.txt),
  * what to set on the PF, what to remember, what to restore.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MINIMAL_CAPS } from '../../src/domain/link.js';
 import type { QosSpec } from '../../src/domain/spec.js';
@@ -12,9 +11,8 @@ import { parseIpLinks } from '../../src/plan/parse-ip.js';
 import { parseVfRates } from '../../src/plan/parse-vf.js';
 import { renderTc } from '../../src/plan/render.js';
 import { hardwareMbit, planVfEgress, planVfRestore, renderVfOp, type VfEgressInput, type VfLink, type VfState } from '../../src/plan/vf-egress.js';
+import { fixture, handmade } from '../support/kernel-fixtures.js';
 
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/kernel/${name}`, import.meta.url), 'utf8');
-const handmade = (name: string): string => JSON.stringify((JSON.parse(fixture(name)) as { stdout: unknown }).stdout);
 const PF = 'enp59s0f0np0';
 
 describe('parseVfRates', () => {
