@@ -209,7 +209,9 @@ const ALIGN = ['left', 'left', 'left', 'right', 'right', 'left', 'right', 'right
 
 export function leafText(leaf: DirectionStatus['leaf']): string {
   if (!leaf) return '-';
-  return leaf.limitBytes !== undefined ? `${leaf.kind} ${formatBytes(leaf.limitBytes)}` : leaf.kind;
+  if (leaf.limitBytes !== undefined) return `${leaf.kind} ${formatBytes(leaf.limitBytes)}`;
+  // tc -json prints no limit for a tbf; ours only cuts GSO skbs into frames (params.ts)
+  return leaf.kind === 'tbf' ? 'tbf (segments)' : leaf.kind;
 }
 
 function rateText(s: DirectionStatus): string {

@@ -106,7 +106,8 @@ function planIngress({ input, plan, latencyUs }: Ctx, link: Link, want: Directio
   }
   if (!ifbLink) plan.ip.push({ object: 'link', verb: 'add', name: ifb, kind: 'ifb', mtu: link.mtu });
   if (!ifbLink?.up) plan.ip.push({ object: 'link', verb: 'up', name: ifb });
-  // Packets reach the ifb as the sender built them: GRO/GSO super-packets up to 64 KiB.
+  // Packets reach the ifb as the sender built them: GRO/GSO super-packets up to 64 KiB, which
+  // the leaves of slow classes cut into frames (params.ts segments)
   const tree = htbTree({
     dev: ifb,
     ...(ifbLink ? existing(observed, ifb) : {}),
@@ -114,6 +115,7 @@ function planIngress({ input, plan, latencyUs }: Ctx, link: Link, want: Directio
     userBurstBits: want.burstBits,
     mtu: link.mtu,
     maxSkb: LEGACY_GSO_MAX,
+    segment: true,
     latencyUs,
     caps: input.caps,
     ...(want.classes ? { classes: want.classes } : {}),

@@ -8,16 +8,18 @@
  *   (sizes are printed to a whole Kb within 16 bytes, to a whole Mb within 1024 bytes) means
  *   "derived", and the new rate gets its own derived burst; anything else is a user's burst,
  *   kept in bits;
- * - queue latency: the bulk class's bfifo leaf above its floor (params.ts leafFloorBytes) holds
- *   exactly rate x latency, so latency = limit / rate; a leaf at its floor (low rates, and most ifb
- *   leaves, whose floor is 64 KiB) says nothing, and the default applies. Equal to the default
- *   within one byte of rate means "default".
+ * - queue latency: a bfifo leaf above its floor (params.ts leafFloorBytes) holds exactly
+ *   rate x latency, so latency = limit / rate: the bulk class's, else the small-packet class's
+ *   (sized for the whole rate too, with a floor of two frames; the bulk leaf of an ifb below
+ *   524 Mbit/s is a segmenting tbf, whose limit tc -json does not print). Leaves at their floor
+ *   (low rates) say nothing, and the default applies. Equal to the default within one byte of
+ *   rate means "default".
  */
 import type { Link, Observed } from '../domain/link.js';
 import type { Direction, DirectionLimit, QosSpec } from '../domain/spec.js';
 import { hasOurRoot } from './apply-plan.js';
-import { BULK_CLASS_ID, CLASS_ID, ifbName, isOurIfb } from './names.js';
-import { burstBytes, LEGACY_GSO_MAX, leafFloorBytes } from './params.js';
+import { BULK_CLASS_ID, CLASS_ID, ifbName, isOurIfb, SMALL_CLASS_ID } from './names.js';
+import { burstBytes, frameBytes, LEGACY_GSO_MAX, leafFloorBytes } from './params.js';
 import type { HtbClass } from './parse-class.js';
 import type { QdiscStats } from './parse-tc.js';
 
@@ -71,9 +73,13 @@ export function currentSpecs(input: CurrentInput): Map<string, QosSpec> {
     const spec = out.get(tree.iface.name) ?? { interfaces: [tree.iface.name] };
     spec[tree.direction] = limit;
     out.set(tree.iface.name, spec);
-    const leaf = (input.qdiscs.get(tree.dev) ?? []).find((q) => q.parent === BULK_CLASS_ID);
+    const leafOf = (parent: string) => (input.qdiscs.get(tree.dev) ?? []).find((q) => q.parent === parent);
     const maxSkb = tree.direction === 'egress' ? tree.iface.gsoMaxSize : LEGACY_GSO_MAX;
-    const us = leaf ? leafLatencyUs(leaf, rateBps, leafFloorBytes(maxSkb, tree.iface.mtu)) : undefined;
+    const bulk = leafOf(BULK_CLASS_ID);
+    const small = leafOf(SMALL_CLASS_ID);
+    const us =
+      (bulk ? leafLatencyUs(bulk, rateBps, leafFloorBytes(maxSkb, tree.iface.mtu)) : undefined) ??
+      (small ? leafLatencyUs(small, rateBps, leafFloorBytes(frameBytes(tree.iface.mtu), tree.iface.mtu)) : undefined);
     if (us !== undefined) latencies.push(us);
   }
   // one latency per spec: the first leaf that tells it (egress trees come first)

@@ -47,6 +47,11 @@ export interface TreeInput {
   userBurstBits?: number;
   mtu: number;
   maxSkb: number;
+  /**
+   * the device receives skbs nobody capped at their source (an ifb: the peer's GSO output,
+   * GRO'd): leaves of classes slower than such a skb per ms segment them (params.ts segments)
+   */
+  segment?: boolean;
   latencyUs: number;
   caps: Capabilities;
   classes?: readonly TrafficClass[];
@@ -112,10 +117,11 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
     rateBps: number,
     ceilBps: number,
     prio: number,
-    leafOf: { rateBps: number; maxSkb: number },
+    leafOf: { rateBps: number; maxSkb: number; segment?: false },
     cburst = burstBytes(ceilBps, t.mtu),
   ): ReturnType<typeof leafQueue> => {
-    const cLeaf = leafQueue(leafOf.rateBps, t.latencyUs, t.mtu, leafOf.maxSkb, t.caps);
+    const segment = t.segment && leafOf.segment !== false ? { burstBytes: cburst } : undefined;
+    const cLeaf = leafQueue(leafOf.rateBps, t.latencyUs, t.mtu, leafOf.maxSkb, t.caps, segment);
     ops.push(
       {
         object: 'class',
@@ -141,7 +147,7 @@ export function htbTree(t: TreeInput): { ops: TcOp[]; shaped: Omit<Shaped, 'dev'
     // what either may send at the limit in one go is the limit's burst (a user's burst too): a
     // leaf at its ceil sends only while its own ctokens last, whatever 4e51:1 has left
     bulkLeaf = child(BULK_CLASS_ID, Math.max(1, Math.round(t.rateBps) - small), t.rateBps, 1, { rateBps: t.rateBps, maxSkb: t.maxSkb }, burst);
-    child(SMALL_CLASS_ID, small, t.rateBps, 0, { rateBps: t.rateBps, maxSkb: frameBytes(t.mtu) }, burst);
+    child(SMALL_CLASS_ID, small, t.rateBps, 0, { rateBps: t.rateBps, maxSkb: frameBytes(t.mtu), segment: false }, burst);
   } else {
     const children = [
       ...classes.map((c, i) => ({ name: c.name, classid: childClassId(i), rateBps: c.rateBps, ceilBps: c.ceilBps ?? c.rateBps, prio: c.priority ?? DEFAULT_PRIORITY })),

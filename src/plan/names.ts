@@ -21,7 +21,8 @@ export const isOurIfb = (name: string): boolean => /^nqi\d+$/.test(name);
  * (rate = ceil = the total) and the root's default is the default child 4e51:10; the named
  * classes are 4e51:11, 4e51:12, ... in the order of the annotation. Each child's leaf has its
  * own handle, one per kind (the kernel refuses a `qdisc replace` that keeps a handle but changes
- * the kind, while a new handle grafts the new leaf in place): 5011: bfifo / 6011: fq_codel.
+ * the kind, while a new handle grafts the new leaf in place): 5011: bfifo / 6011: fq_codel /
+ * 7011: tbf (a leaf that segments, params.ts).
  * Unshaped subnets on egress go to 4e51:2, a class beside 4e51:1 under the root, not under
  * the limit. Every filter on our HTB root is ours (the qdisc is), found by its priority.
  */
@@ -48,8 +49,8 @@ export const SMALL_FILTER_PRIO = { 4: 3, 6: 4 } as const;
 export const isUserClass = (classid: string): boolean =>
   classid === BYPASS_CLASS_ID || (classid.startsWith('4e51:') && minorOf(classid) > DEFAULT_CHILD_MINOR);
 const minorOf = (classid: string): number => parseInt(classid.split(':')[1] ?? '0', 16);
-export const childLeafHandle = (classid: string, kind: string): string =>
-  `${((kind === 'fq_codel' ? 0x6000 : 0x5000) + minorOf(classid)).toString(16)}:`;
+const LEAF_MAJOR: Record<string, number> = { bfifo: 0x5000, fq_codel: 0x6000, tbf: 0x7000 };
+export const childLeafHandle = (classid: string, kind: string): string => `${((LEAF_MAJOR[kind] ?? 0x5000) + minorOf(classid)).toString(16)}:`;
 /** filter priorities on our HTB root: unshaped subnets first, then class i (IPv4, IPv6) */
 export const ROOT_BYPASS_PRIO = { 4: 1, 6: 2 } as const;
 export const classFilterPrio = (i: number, family: 4 | 6): number => 10 + 2 * i + (family === 6 ? 1 : 0);

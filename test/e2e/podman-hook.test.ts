@@ -140,7 +140,8 @@ describe.skipIf(unavailable !== undefined && !process.env.CI)('OCI hook on real 
           // This proves a podman container is shaped to its limit (unshaped it reads ~15 Gbit/s);
           // accuracy (±2 %) is asserted by test/integration/engine.test.ts and the bench. Measured
           // once in CI: ingress 20M read -2.5 % when the 67 kB bfifo dropped a whole 64 kB GRO
-          // super-packet and the peer's TCP stalled (backlogged 77 % of samples): issue 3's work.
+          // super-packet and the peer's TCP stalled (backlogged 77 % of samples); the ifb's bulk
+          // leaf now cuts GRO skbs into frames (test/integration/segmenting.test.ts).
           expect(Math.abs(m.l2.steady.relError), why).toBeLessThan(0.05);
           expect(m.l2.firstSecond.relError, `${dir} first-second overshoot`).toBeLessThan(0.05);
         }

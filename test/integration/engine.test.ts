@@ -60,12 +60,13 @@ for (const kind of ['veth', 'macvlan'] as const) {
       expect(q.find((x) => x.dev === 'eth0' && x.handle === '4e51:')?.kind).toBe('htb');
       expect(q.find((x) => x.dev === 'eth0' && x.kind === 'ingress')).toBeDefined();
       expect(q.find((x) => x.dev === ifb && x.handle === '4e51:')?.kind).toBe('htb');
-      // bounded leaves, never the 1000-packet default: bulk (5010:) and small packets (5003:)
-      expect(q.filter((x) => x.handle === '5010:' || x.handle === '5003:').map((x) => `${x.dev === ifb ? 'ifb' : x.dev} ${x.handle} ${x.kind}`).sort()).toEqual([
+      // bounded leaves, never the 1000-packet default: bulk (5010:) and small packets (5003:); on
+      // the ifb below 524 Mbit/s the bulk leaf is a tbf that cuts GRO skbs into frames (7010:)
+      expect(q.filter((x) => ['5010:', '7010:', '5003:'].includes(x.handle)).map((x) => `${x.dev === ifb ? 'ifb' : x.dev} ${x.handle} ${x.kind}`).sort()).toEqual([
         'eth0 5003: bfifo',
         'eth0 5010: bfifo',
         'ifb 5003: bfifo',
-        'ifb 5010: bfifo',
+        'ifb 7010: tbf',
       ]);
       const classes = (await tcIn(container, ['class', 'show', 'dev', 'eth0'])).stdout;
       expect(classes).toMatch(/rate 10Mbit ceil 10Mbit burst 12500b cburst 12500b/);
@@ -124,7 +125,7 @@ for (const kind of ['veth', 'macvlan'] as const) {
       const r = await removeQos(nsRef(container));
       expect(r.removed).toBeGreaterThan(0);
       const q = await qdiscsOf(container);
-      expect(q.filter((x) => x.handle === '4e51:' || x.kind === 'ingress' || x.kind === 'htb' || x.kind === 'bfifo')).toEqual([]);
+      expect(q.filter((x) => x.handle === '4e51:' || x.kind === 'ingress' || x.kind === 'htb' || x.kind === 'bfifo' || x.kind === 'tbf')).toEqual([]);
       expect(await ifbs(container)).toEqual([]);
       const gso = (JSON.parse((await ipIn(container, ['-json', '-details', 'link', 'show', 'dev', 'eth0'])).stdout) as { gso_max_size: number }[])[0]!;
       expect(gso.gso_max_size).toBe(65536); // the cap on the shaped device is given back

@@ -47,7 +47,7 @@ const redirectTarget = async (ns: string, dev: string): Promise<string | undefin
 };
 /** what tc prints for a rate in whole Mbit */
 const tcRate = (bps: number): string => `${bps / 1e6}Mbit`;
-const ours = (q: TcQdisc[]) => q.filter((x) => x.handle === '4e51:' || x.handle === '5010:' || x.handle === '5003:' || x.kind === 'ingress' || /^nqi\d+$/.test(x.dev));
+const ours = (q: TcQdisc[]) => q.filter((x) => x.handle === '4e51:' || x.handle === '5010:' || x.handle === '7010:' || x.handle === '5003:' || x.kind === 'ingress' || /^nqi\d+$/.test(x.dev));
 
 root.describe('two interfaces, each with its own limits (measured)', () => {
   let container: string;

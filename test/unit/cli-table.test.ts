@@ -97,7 +97,7 @@ describe('status', () => {
           burstBytes: 12500,
           cburstBytes: 12500,
           leaf: { kind: 'bfifo', handle: '5010:', limitBytes: 6250 },
-          counters: { bytes: 5642, packets: 15, drops: 0, overlimits: 0, backlog: 0 },
+          counters: { bytes: 5556, packets: 14, drops: 0, overlimits: 0, backlog: 0 },
         },
         ingress: {
           direction: 'ingress',
@@ -107,17 +107,17 @@ describe('status', () => {
           ceilBps: 20e6,
           burstBytes: 25000,
           cburstBytes: 25000,
-          leaf: { kind: 'bfifo', handle: '5010:', limitBytes: 67050 },
-          counters: { bytes: 5892, packets: 18, drops: 9, overlimits: 0, backlog: 3128 },
+          leaf: { kind: 'tbf', handle: '7010:' },
+          counters: { bytes: 5630, packets: 15, drops: 9, overlimits: 0, backlog: 3128 },
         },
       },
     ]);
     expect(renderStatusTable(r)).toBe(
       [
         'netns /run/netns/x',
-        'INTERFACE  DIRECTION  SHAPED ON  RATE   BURST  LEAF          BYTES  PACKETS  DROPS  OVERLIMITS  BACKLOG',
-        'nqtc0      egress     nqtc0       10M  12500B  bfifo 6250B    5642       15      0           0       0B',
-        'nqtc0      ingress    nqi2        20M  25000B  bfifo 67050B   5892       18      9           0    3128B',
+        'INTERFACE  DIRECTION  SHAPED ON  RATE   BURST  LEAF            BYTES  PACKETS  DROPS  OVERLIMITS  BACKLOG',
+        'nqtc0      egress     nqtc0       10M  12500B  bfifo 6250B      5556       14      0           0       0B',
+        'nqtc0      ingress    nqi2        20M  25000B  tbf (segments)   5630       15      9           0    3128B',
         '',
       ].join('\n'),
     );

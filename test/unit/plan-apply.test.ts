@@ -58,7 +58,7 @@ const VETH_EGRESS_SMALL = 'class replace dev nqtc0 parent 4e51:1 classid 4e51:3 
 const VETH_EGRESS_SMALL_LEAF = 'qdisc replace dev nqtc0 parent 4e51:3 handle 5003: bfifo limit 6250';
 const VETH_IFB_CLASS = 'class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500';
 const VETH_IFB_BULK = 'class replace dev nqi2 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 2375';
-const VETH_IFB_LEAF = 'qdisc replace dev nqi2 parent 4e51:10 handle 5010: bfifo limit 67050';
+const VETH_IFB_LEAF = 'qdisc replace dev nqi2 parent 4e51:10 handle 7010: tbf rate 200000000bit burst 28028b peakrate 100000000000bit mtu 3028 limit 18168';
 const VETH_IFB_SMALL = 'class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 3028b cburst 25000b prio 0 quantum 1514';
 const VETH_IFB_SMALL_LEAF = 'qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 12500';
 /** small packets: IPv4 total length / IPv6 payload length whose high byte is 0 (under 256 bytes) */
@@ -91,7 +91,7 @@ filter add dev nqtm0 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at
 qdisc replace dev nqi6 root handle 4e51: htb default 10
 class replace dev nqi6 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500
 class replace dev nqi6 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 2375
-qdisc replace dev nqi6 parent 4e51:10 handle 5010: bfifo limit 67050
+qdisc replace dev nqi6 parent 4e51:10 handle 7010: tbf rate 200000000bit burst 28028b peakrate 100000000000bit mtu 3028 limit 18168
 class replace dev nqi6 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 3028b cburst 25000b prio 0 quantum 1514
 qdisc replace dev nqi6 parent 4e51:3 handle 5003: bfifo limit 12500
 filter add dev nqi6 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
@@ -126,7 +126,7 @@ describe('golden: veth container, egress 10M + ingress 20M, fresh namespace', ()
   it('reports what it shapes', () => {
     expect(p.shaped).toEqual([
       { dev: 'nqtc0', direction: 'egress', shapedOn: 'nqtc0', rateBps: 10e6, burstBytes: 12_500, quantum: 1514, leaf: 'bfifo 6250B' },
-      { dev: 'nqtc0', direction: 'ingress', shapedOn: 'nqi2', rateBps: 20e6, burstBytes: 25_000, quantum: 2500, leaf: 'bfifo 67050B' },
+      { dev: 'nqtc0', direction: 'ingress', shapedOn: 'nqi2', rateBps: 20e6, burstBytes: 25_000, quantum: 2500, leaf: 'tbf (segments) 18168B' },
     ]);
   });
 
@@ -193,7 +193,7 @@ describe('leaf queue: both capability sets', () => {
   const bfifo = lines(text(plan(BOTH, observed, MINIMAL_CAPS)).tc);
   const fq = lines(text(plan(BOTH, observed, FQ)).tc);
 
-  it('bfifo leaves on this kernel, handles 5010: (bulk) and 5003: (small packets)', () => {
+  it('leaves on this kernel: bfifo on 5010: (bulk) and 5003: (small packets), the ifb\'s bulk leaf a segmenting tbf on 7010:', () => {
     expect(bfifo.filter(isLeafLine)).toEqual(BFIFO_LEAVES);
   });
 
@@ -227,7 +227,7 @@ describe('leaf kind change on a shaped namespace', () => {
     expect(leaves).toEqual([
       ['nqtc0', 'bfifo', '5010:', '4e51:10'],
       ['nqtc0', 'bfifo', '5003:', '4e51:3'],
-      ['nqi2', 'bfifo', '5010:', '4e51:10'],
+      ['nqi2', 'tbf', '7010:', '4e51:10'],
       ['nqi2', 'bfifo', '5003:', '4e51:3'],
     ]);
     expect(text(plan(BOTH, o, FQ))).toEqual({
@@ -239,7 +239,7 @@ describe('leaf kind change on a shaped namespace', () => {
 
   it('fq_codel (6010:/6003:) -> bfifo: back on 5010:/5003:', () => {
     const o = shaped();
-    o.qdiscs = o.qdiscs.map((q): Qdisc => (q.parent.startsWith('4e51:') ? { ...q, kind: 'fq_codel', handle: q.handle.replace(/^5/, '6') } : q));
+    o.qdiscs = o.qdiscs.map((q): Qdisc => (q.parent.startsWith('4e51:') ? { ...q, kind: 'fq_codel', handle: q.handle.replace(/^[57]/, '6') } : q));
     expect(lines(text(plan(BOTH, o, MINIMAL_CAPS)).tc).filter(isLeafLine)).toEqual(BFIFO_LEAVES);
   });
 
@@ -252,7 +252,8 @@ describe('leaf kind change on a shaped namespace', () => {
         const leafLines = lines(text(plan(BOTH, o, caps)).tc).filter(isLeafLine);
         expect(leafLines).toHaveLength(4);
         for (const l of leafLines) {
-          const kind = caps.fqCodel ? 'fq_codel' : 'bfifo';
+          // without fq_codel the ifb's bulk leaf segments (a tbf, on 7010:)
+          const kind = caps.fqCodel ? 'fq_codel' : l.includes('dev nqi2 parent 4e51:10 ') ? 'tbf' : 'bfifo';
           const handle = handleOf(/ parent (\S+) /.exec(l)![1]!);
           expect(l).toContain(` ${kind} `);
           if (kind !== now) expect(l).not.toContain(`handle ${handle}`);
@@ -387,7 +388,7 @@ ${VETH_IFB_TREE}`,
       ...lines(VETH_EGRESS_TREE),
       'class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 100000000bit ceil 100000000bit burst 125000b cburst 125000b quantum 12500',
       'class replace dev nqi2 parent 4e51:1 classid 4e51:10 htb rate 95000000bit ceil 100000000bit burst 118750b cburst 125000b prio 1 quantum 11875',
-      'qdisc replace dev nqi2 parent 4e51:10 handle 5010: bfifo limit 67050',
+      'qdisc replace dev nqi2 parent 4e51:10 handle 7010: tbf rate 1000000000bit burst 128028b peakrate 100000000000bit mtu 3028 limit 62500',
       'class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 5000000bit ceil 100000000bit burst 6250b cburst 125000b prio 0 quantum 1514',
       'qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 62500',
     ]);
@@ -415,16 +416,17 @@ describe('queue latency', () => {
   const spec: QosSpec = { egress: { rateBps: 100e6 }, ingress: { rateBps: 100e6 } };
 
   it('defaults to 5 ms', () => {
-    expect(plan(spec, o).shaped.map((s) => s.leaf)).toEqual(['bfifo 62500B', 'bfifo 67050B']);
-    expect(leaves(plan(spec, o))).toEqual(['bfifo 62500B', 'bfifo 67050B']);
+    // the ifb's bulk leaf (100M < 524M) segments: a tbf holding the same 5 ms
+    expect(plan(spec, o).shaped.map((s) => s.leaf)).toEqual(['bfifo 62500B', 'tbf (segments) 62500B']);
+    expect(leaves(plan(spec, o))).toEqual(['bfifo 62500B', 'tbf (segments) 62500B']);
   });
   it("the operator's default applies when the spec has none", () => {
-    expect(leaves(plan(spec, o, MINIMAL_CAPS, { defaultLatencyUs: 10_000 }))).toEqual(['bfifo 125000B', 'bfifo 125000B']);
+    expect(leaves(plan(spec, o, MINIMAL_CAPS, { defaultLatencyUs: 10_000 }))).toEqual(['bfifo 125000B', 'tbf (segments) 125000B']);
   });
   it("the container's netqos.io/queue-latency wins over the operator's default", () => {
     expect(leaves(plan({ ...spec, queueLatencyUs: 2000 }, o, MINIMAL_CAPS, { defaultLatencyUs: 10_000 }))).toEqual([
       'bfifo 25000B',
-      'bfifo 67050B',
+      'tbf (segments) 25000B',
     ]);
   });
 });
@@ -626,7 +628,7 @@ filter add dev nqtd0 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at
 qdisc replace dev nqi2 root handle 4e51: htb default 10
 class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500
 class replace dev nqi2 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 2375
-qdisc replace dev nqi2 parent 4e51:10 handle 5010: bfifo limit 67050
+qdisc replace dev nqi2 parent 4e51:10 handle 7010: tbf rate 200000000bit burst 28028b peakrate 100000000000bit mtu 3028 limit 18168
 class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 3028b cburst 25000b prio 0 quantum 1514
 qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 12500
 filter add dev nqi2 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
@@ -644,7 +646,7 @@ filter add dev nqtd1 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at
 qdisc replace dev nqi3 root handle 4e51: htb default 10
 class replace dev nqi3 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 9014
 class replace dev nqi3 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 9014
-qdisc replace dev nqi3 parent 4e51:10 handle 5010: bfifo limit 74550
+qdisc replace dev nqi3 parent 4e51:10 handle 7010: tbf rate 200000000bit burst 43028b peakrate 100000000000bit mtu 18028 limit 108168
 class replace dev nqi3 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 18028b cburst 25000b prio 0 quantum 9014
 qdisc replace dev nqi3 parent 4e51:3 handle 5003: bfifo limit 18028
 filter add dev nqi3 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
@@ -758,7 +760,7 @@ filter add dev nqtd0 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at
 qdisc replace dev nqi2 root handle 4e51: htb default 10
 class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500
 class replace dev nqi2 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 2375
-qdisc replace dev nqi2 parent 4e51:10 handle 5010: bfifo limit 67050
+qdisc replace dev nqi2 parent 4e51:10 handle 7010: tbf rate 200000000bit burst 28028b peakrate 100000000000bit mtu 3028 limit 18168
 class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 3028b cburst 25000b prio 0 quantum 1514
 qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 12500
 filter add dev nqi2 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
@@ -775,7 +777,7 @@ filter add dev nqtd1 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at
 qdisc replace dev nqi3 root handle 4e51: htb default 10
 class replace dev nqi3 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 9014
 class replace dev nqi3 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 9014
-qdisc replace dev nqi3 parent 4e51:10 handle 5010: bfifo limit 74550
+qdisc replace dev nqi3 parent 4e51:10 handle 7010: tbf rate 200000000bit burst 43028b peakrate 100000000000bit mtu 18028 limit 108168
 class replace dev nqi3 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 18028b cburst 25000b prio 0 quantum 9014
 qdisc replace dev nqi3 parent 4e51:3 handle 5003: bfifo limit 18028
 filter add dev nqi3 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3

@@ -39,7 +39,7 @@ filter add dev ipvlan parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 a
 qdisc replace dev nqi2 root handle 4e51: htb default 10
 class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500
 class replace dev nqi2 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 2375
-qdisc replace dev nqi2 parent 4e51:10 handle 5010: bfifo limit 67050
+qdisc replace dev nqi2 parent 4e51:10 handle 7010: tbf rate 200000000bit burst 28028b peakrate 100000000000bit mtu 3028 limit 18168
 class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 3028b cburst 25000b prio 0 quantum 1514
 qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 12500
 filter add dev nqi2 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3

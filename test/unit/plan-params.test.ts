@@ -18,6 +18,7 @@ import {
   frameBytes,
   gsoCap,
   leafQueue,
+  segments,
   LEGACY_GSO_MAX,
   quantum,
 } from '../../src/plan/params.js';
@@ -168,6 +169,31 @@ describe('leafQueue', () => {
     });
     it('rounds up to whole bytes', () => {
       expect(leafQueue(1_000_003, 1_000_000, 1500, 3028, MINIMAL_CAPS).options).toEqual(['limit', '125001']);
+    });
+  });
+
+  describe('segmenting tbf (a tree that asks for it: the ifb, where skbs are GRO output)', () => {
+    const seg = { burstBytes: 25_000 };
+    it('below 524 Mbit/s for 64 KiB skbs: one skb is more than 1 ms of the rate', () => {
+      expect(segments(524_287_999, 65_536)).toBe(true);
+      expect(segments(524_288_000, 65_536)).toBe(false);
+      expect(leafQueue(524_287_999, 5000, 1500, 65_536, MINIMAL_CAPS, seg).kind).toBe('tbf');
+      expect(leafQueue(1e9, 5000, 1500, 65_536, MINIMAL_CAPS, seg)).toEqual(leafQueue(1e9, 5000, 1500, 65_536, MINIMAL_CAPS));
+    });
+    it('rate 10 x the class, bucket = the class burst + two frames, peak bucket two frames at 100 Gbit/s, queue 12 frames at least', () => {
+      expect(leafQueue(20e6, 5000, 1500, 65_536, MINIMAL_CAPS, seg)).toEqual({
+        kind: 'tbf',
+        options: ['rate', '200000000bit', 'burst', '28028b', 'peakrate', '100000000000bit', 'mtu', '3028', 'limit', '18168'],
+        describe: 'tbf (segments) 18168B',
+      });
+      // above 12 frames the queue is the latency of the rate, as a bfifo leaf's
+      expect(leafQueue(100e6, 5000, 1500, 65_536, MINIMAL_CAPS, seg).options.slice(-2)).toEqual(['limit', '62500']);
+      // jumbo frames: two 9014-byte frames per bucket, twelve in the queue
+      expect(leafQueue(20e6, 5000, 9000, 65_536, MINIMAL_CAPS, seg).options).toEqual(['rate', '200000000bit', 'burst', '43028b', 'peakrate', '100000000000bit', 'mtu', '18028', 'limit', '108168']);
+    });
+    it('never without the tree asking (egress skbs are capped at their source by gso_max_size), never where fq_codel is the leaf', () => {
+      expect(leafQueue(20e6, 5000, 1500, 65_536, MINIMAL_CAPS).kind).toBe('bfifo');
+      expect(leafQueue(20e6, 5000, 1500, 65_536, FQ, seg).kind).toBe('fq_codel');
     });
   });
 

@@ -24,7 +24,7 @@ describe('parseQdiscs', () => {
     ]);
   });
 
-  it('shaped veth namespace: HTB roots, bfifo leaves of the bulk and small-packet classes, the ingress qdisc (parent ffff:fff1)', () => {
+  it('shaped veth namespace: HTB roots, bfifo leaves of the bulk and small-packet classes (the ifb\'s bulk leaf a segmenting tbf), the ingress qdisc (parent ffff:fff1)', () => {
     const qs = parseQdiscs(fixture('tc-qdisc-veth-shaped.json'));
     expect(brief(qs)).toEqual([
       ['lo', 'noqueue', '0:', 'root'],
@@ -33,12 +33,13 @@ describe('parseQdiscs', () => {
       ['nqtc0', 'bfifo', '5003:', '4e51:3'],
       ['nqtc0', 'ingress', 'ffff:', 'ffff:fff1'],
       ['nqi2', 'htb', '4e51:', 'root'],
-      ['nqi2', 'bfifo', '5010:', '4e51:10'],
+      ['nqi2', 'tbf', '7010:', '4e51:10'],
       ['nqi2', 'bfifo', '5003:', '4e51:3'],
     ]);
     expect(qs[2]?.options).toEqual({ limit: 6250 });
     expect(qs[3]?.options).toEqual({ limit: 6250 });
-    expect(qs[6]?.options).toEqual({ limit: 67050 });
+    // tc -json prints no limit for a tbf (nor its peak rate): rate in bytes/s, burst, latency
+    expect(qs[6]?.options).toEqual({ rate: 25_000_000, burst: 28025, minburst: 0, lat: 1 });
     expect(qs[7]?.options).toEqual({ limit: 12500 });
     // HTB prints its default class in hex
     expect(qs[1]?.options).toMatchObject({ default: '0x10', r2q: 10 });
@@ -54,17 +55,18 @@ describe('parseQdiscs', () => {
   it('with -s: counters per qdisc', () => {
     const qs = parseQdiscs(fixture('tc-qdisc-veth-shaped-stats.json'));
     const get = (dev: string, kind: string, handle?: string) => qs.find((q) => q.dev === dev && q.kind === kind && (!handle || q.handle === handle));
-    expect(get('nqtc0', 'htb')).toMatchObject({ bytes: 5642, packets: 15, drops: 0, overlimits: 0, backlog: 0, qlen: 0 });
+    expect(get('nqtc0', 'htb')).toMatchObject({ bytes: 5556, packets: 14, drops: 0, overlimits: 0, backlog: 0, qlen: 0 });
     // the root counts what its leaves passed on: bulk (three 1000-byte datagrams and more) + small packets
     expect(get('nqtc0', 'bfifo', '5010:')).toMatchObject({ bytes: 4938, packets: 7 });
-    expect(get('nqtc0', 'bfifo', '5003:')).toMatchObject({ bytes: 704, packets: 8 });
-    expect(4938 + 704).toBe(5642);
-    expect(get('nqi2', 'htb')).toMatchObject({ bytes: 5892, packets: 18 });
-    // The kernel counts the same 18 packets 14 bytes shorter on the ingress qdisc (the Ethernet
+    expect(get('nqtc0', 'bfifo', '5003:')).toMatchObject({ bytes: 618, packets: 7 });
+    expect(4938 + 618).toBe(5556);
+    expect(get('nqi2', 'htb')).toMatchObject({ bytes: 5630, packets: 15 });
+    expect(get('nqi2', 'tbf', '7010:')).toMatchObject({ bytes: 4938, packets: 7 });
+    // The kernel counts the same 15 packets 14 bytes shorter on the ingress qdisc (the Ethernet
     // header is already pulled there) than on the ifb (where mirred pushed it back): ingress rates
     // must be read from the ifb, not from the ingress qdisc.
-    expect(get('nqtc0', 'ingress')).toMatchObject({ bytes: 5640, packets: 18 });
-    expect(5892 - 5640).toBe(18 * 14);
+    expect(get('nqtc0', 'ingress')).toMatchObject({ bytes: 5420, packets: 15 });
+    expect(5630 - 5420).toBe(15 * 14);
   });
 
   it('single-device output has no dev field: the caller names the device', () => {
@@ -78,9 +80,9 @@ describe('parseQdiscs', () => {
     ]);
     const stats = parseQdiscs(fixture('tc-qdisc-veth-shaped-stats-dev-nqi2.json'), 'nqi2');
     expect(stats.map((q) => [q.dev, q.kind, q.handle, q.bytes])).toEqual([
-      ['nqi2', 'htb', '4e51:', 5892],
-      ['nqi2', 'bfifo', '5010:', 4938],
-      ['nqi2', 'bfifo', '5003:', 954],
+      ['nqi2', 'htb', '4e51:', 5630],
+      ['nqi2', 'tbf', '7010:', 4938],
+      ['nqi2', 'bfifo', '5003:', 692],
     ]);
   });
 
@@ -102,7 +104,7 @@ describe('parseQdiscs', () => {
     const ifb = parseQdiscs(b, 'nqi2');
     expect(brief(ifb).map((r) => r.slice(0, 2))).toEqual([
       ['nqi2', 'htb'],
-      ['nqi2', 'bfifo'],
+      ['nqi2', 'tbf'],
       ['nqi2', 'bfifo'],
     ]);
     expect(ifb[0]?.options).toMatchObject({ direct_qlen: 32 }); // an ifb's txqueuelen
@@ -110,8 +112,8 @@ describe('parseQdiscs', () => {
 
   it('batch output with -s keeps the counters', () => {
     const [a, b] = splitBatchJson(fixture('tc-qdisc-veth-shaped-stats-batch.txt')) as [string, string];
-    expect(parseQdiscs(a, 'nqtc0')[0]).toMatchObject({ dev: 'nqtc0', kind: 'htb', bytes: 5642, packets: 15 });
-    expect(parseQdiscs(b, 'nqi2')[1]).toMatchObject({ dev: 'nqi2', kind: 'bfifo', handle: '5010:', bytes: 4938, packets: 7 });
+    expect(parseQdiscs(a, 'nqtc0')[0]).toMatchObject({ dev: 'nqtc0', kind: 'htb', bytes: 5556, packets: 14 });
+    expect(parseQdiscs(b, 'nqi2')[1]).toMatchObject({ dev: 'nqi2', kind: 'tbf', handle: '7010:', bytes: 4938, packets: 7 });
   });
 
   it('clsact is listed like ingress (handle ffff:, parent ffff:fff1): only kind tells them apart', () => {

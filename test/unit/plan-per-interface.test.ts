@@ -57,7 +57,7 @@ filter add dev nqtd0 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at
 qdisc replace dev nqi2 root handle 4e51: htb default 10
 class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500
 class replace dev nqi2 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 2375
-qdisc replace dev nqi2 parent 4e51:10 handle 5010: bfifo limit 67050
+qdisc replace dev nqi2 parent 4e51:10 handle 7010: tbf rate 200000000bit burst 28028b peakrate 100000000000bit mtu 3028 limit 18168
 class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 3028b cburst 25000b prio 0 quantum 1514
 qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 12500
 filter add dev nqi2 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
@@ -74,7 +74,7 @@ qdisc replace dev nqtd1 parent 4e51:3 handle 5003: bfifo limit 18750
 `;
 const NQI3_CLASSES = `class replace dev nqi3 parent 4e51: classid 4e51:1 htb rate 40000000bit ceil 40000000bit burst 125000b cburst 125000b quantum 9014
 class replace dev nqi3 parent 4e51:1 classid 4e51:10 htb rate 38000000bit ceil 40000000bit burst 47500b cburst 125000b prio 1 quantum 9014
-qdisc replace dev nqi3 parent 4e51:10 handle 5010: bfifo limit 74550
+qdisc replace dev nqi3 parent 4e51:10 handle 7010: tbf rate 400000000bit burst 143028b peakrate 100000000000bit mtu 18028 limit 108168
 class replace dev nqi3 parent 4e51:1 classid 4e51:3 htb rate 2000000bit ceil 40000000bit burst 18028b cburst 125000b prio 0 quantum 9014
 qdisc replace dev nqi3 parent 4e51:3 handle 5003: bfifo limit 25000
 `;
@@ -120,7 +120,7 @@ class replace dev nqtd0 parent 4e51:1 classid 4e51:3 htb rate 500000bit ceil 100
 qdisc replace dev nqtd0 parent 4e51:3 handle 5003: bfifo limit 6250
 class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500
 class replace dev nqi2 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 2375
-qdisc replace dev nqi2 parent 4e51:10 handle 5010: bfifo limit 67050
+qdisc replace dev nqi2 parent 4e51:10 handle 7010: tbf rate 200000000bit burst 28028b peakrate 100000000000bit mtu 3028 limit 18168
 class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 3028b cburst 25000b prio 0 quantum 1514
 qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 12500
 ${NQTD1_CLASSES}${NQI3_CLASSES}`,

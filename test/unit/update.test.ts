@@ -90,7 +90,8 @@ const QDISCS = [
   q('eth0', 'bfifo', '5003:', '4e51:3', { limit: 6250 }),
   q('eth0', 'ingress', 'ffff:', 'ffff:fff1'),
   q('nqi2', 'htb', '4e51:', 'root', { r2q: 10, default: '0x10' }),
-  q('nqi2', 'bfifo', '5010:', '4e51:10', { limit: 67050 }),
+  // tc -json prints a tbf's rate (bytes/s), burst and latency, not its limit
+  q('nqi2', 'tbf', '7010:', '4e51:10', { rate: 25_000_000, burst: 28025, minburst: 0, lat: 1 }),
   q('nqi2', 'bfifo', '5003:', '4e51:3', { limit: 12500 }),
 ];
 /** the small-packet filters on our roots, keys as recorded (tc-filter-veth-root-nqtc0.json) */
@@ -150,6 +151,28 @@ describe('currentSpecs', () => {
     const observed = { links: LINKS.slice(0, 2), qdiscs: leaves };
     expect(currentSpecs({ ...base, observed, classes: cls, qdiscs: qdiscMap(leaves) }).get('eth0')).toEqual({ interfaces: ['eth0'], egress: { rateBps: 1e6 } });
   });
+
+  it('ingress only, bulk leaf a segmenting tbf (no limit in tc -json): the small-packet leaf tells the latency', () => {
+    // 200M with 2 ms: the small leaf holds 50 000 bytes (the rate x 2 ms, above its two-frame floor)
+    const cls = classes(
+      '',
+      'class htb 4e51:10 parent 4e51:1 leaf 7010: prio 1 rate 190Mbit ceil 200Mbit burst 237500b cburst 250000b \n' +
+        'class htb 4e51:1 root rate 200Mbit ceil 200Mbit burst 250000b cburst 250000b \n' +
+        'class htb 4e51:3 parent 4e51:1 leaf 5003: prio 0 rate 10Mbit ceil 200Mbit burst 12500b cburst 250000b \n' +
+        'class tbf 7010:1 parent 7010: \n',
+    );
+    const leaves = [
+      q('nqi2', 'htb', '4e51:', 'root', { default: '0x10' }),
+      q('nqi2', 'tbf', '7010:', '4e51:10', { rate: 250_000_000, burst: 253025, minburst: 0, lat: 0 }),
+      q('nqi2', 'bfifo', '5003:', '4e51:3', { limit: 50_000 }),
+    ];
+    const observed = { links: LINKS, qdiscs: leaves };
+    expect(currentSpecs({ ...base, observed, classes: cls, qdiscs: qdiscMap(leaves) }).get('eth0')).toEqual({
+      interfaces: ['eth0'],
+      ingress: { rateBps: 200e6 },
+      queueLatencyUs: 2000,
+    });
+  });
 });
 
 describe('planUpdate (golden)', () => {
@@ -164,7 +187,7 @@ describe('planUpdate (golden)', () => {
         'qdisc replace dev eth0 parent 4e51:3 handle 5003: bfifo limit 18750\n' +
         'class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500\n' +
         'class replace dev nqi2 parent 4e51:1 classid 4e51:10 htb rate 19000000bit ceil 20000000bit burst 23750b cburst 25000b prio 1 quantum 2375\n' +
-        'qdisc replace dev nqi2 parent 4e51:10 handle 5010: bfifo limit 67050\n' +
+        'qdisc replace dev nqi2 parent 4e51:10 handle 7010: tbf rate 200000000bit burst 28028b peakrate 100000000000bit mtu 3028 limit 18168\n' +
         'class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 20000000bit burst 3028b cburst 25000b prio 0 quantum 1514\n' +
         'qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 12500\n',
     );
@@ -184,7 +207,7 @@ describe('planUpdate (golden)', () => {
         'qdisc replace dev eth0 parent 4e51:3 handle 5003: bfifo limit 3028\n' +
         'class replace dev nqi2 parent 4e51: classid 4e51:1 htb rate 200000000bit ceil 200000000bit burst 250000b cburst 250000b quantum 25000\n' +
         'class replace dev nqi2 parent 4e51:1 classid 4e51:10 htb rate 190000000bit ceil 200000000bit burst 237500b cburst 250000b prio 1 quantum 23750\n' +
-        'qdisc replace dev nqi2 parent 4e51:10 handle 5010: bfifo limit 67050\n' +
+        'qdisc replace dev nqi2 parent 4e51:10 handle 7010: tbf rate 2000000000bit burst 253028b peakrate 100000000000bit mtu 3028 limit 50000\n' +
         'class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 10000000bit ceil 200000000bit burst 12500b cburst 250000b prio 0 quantum 1514\n' +
         'qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 50000\n',
     );
