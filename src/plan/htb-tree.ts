@@ -203,7 +203,7 @@ function htbDefault(root: Qdisc): number {
   const d = root.options?.default;
   if (typeof d === 'number') return d;
   if (typeof d === 'string') return parseInt(d, 16);
-  return 1; // options not read (older callers): the tree netqos always built
+  return 1; // options not read: counted as the tree before the small-packet class (default 1), so rebuilt; discovery always reads them
 }
 
 function wantedFilters(classes: readonly TrafficClass[], unshaped: readonly string[], side: Side): WantedPrio[] {
