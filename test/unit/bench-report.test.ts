@@ -151,6 +151,20 @@ describe('targets', () => {
     expect(find('goodput under load', 'veth egress 10M')).toMatchObject({ pass: true, measured: '95.2 %' });
     expect(find('UDP received rate', 'veth egress 10M')).toMatchObject({ pass: true, measured: '97.50 % of limit' });
   });
+  it('a first second over +2 % says when the burst alone (two frames at 1M) is more than that', () => {
+    const res = result({ steadyBps: 1e6, limit: 1e6, first: 1.032e6 });
+    const detail = 'htb rate 1M burst 3028B quantum 1514, leaf bfifo 4542B';
+    const [, f] = verdicts({ rows: [row({ system: 'netqos', kind: 'tcp', limitBps: 1e6, result: res, detail })] });
+    expect(f).toMatchObject({
+      target: 'first-second overshoot',
+      pass: false,
+      by: '1.2 pp: the burst alone, 3028 B (two frames, the least issue 2 allows), is 2.4 % of a second at this rate',
+    });
+    // at 10M the same two frames are 0.24 %: a miss there is the shaper's, said plainly
+    const res10 = result({ steadyBps: 10e6, limit: 10e6, first: 10.3e6 });
+    const [, f10] = verdicts({ rows: [row({ system: 'netqos', kind: 'tcp', limitBps: 10e6, result: res10, detail: 'htb rate 10M burst 12500B quantum 1514, leaf bfifo 6250B' })] });
+    expect(f10).toMatchObject({ pass: false, by: '1.0 pp' });
+  });
   it('only netqos is judged', () => {
     expect(v.every((x) => !x.scope.includes('cni'))).toBe(true);
     expect(v.filter((x) => x.target === 'first-second overshoot')).toHaveLength(2);
