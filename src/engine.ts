@@ -13,7 +13,6 @@ import { planUpdate, type UpdatePlan } from './plan/update-plan.js';
 import { DEFAULT_QUEUE_LATENCY_US } from './plan/params.js';
 import type { QosUpdate } from './domain/update.js';
 import { readHtbClasses } from './kernel/classes.js';
-import { readQdiscStats } from './kernel/stats.js';
 import { ifbDeletes, isEmptyPlan, planRemove } from './plan/remove-plan.js';
 import { renderIp } from './plan/render.js';
 import { applyPlan } from './kernel/apply.js';
@@ -113,7 +112,9 @@ export async function updateQos(ref: NetnsRef, update: QosUpdate, opts: EngineOp
   try {
     const [caps, observed] = await Promise.all([opts.caps ?? capabilities(), discover(tools)]);
     const devs = [...new Set(treeDevices(observed).map((t) => t.dev))];
-    const [classes, qdiscs] = await Promise.all([readHtbClasses(ref, devs, { timeoutMs: opts.timeoutMs }), readQdiscStats(ref, devs)]);
+    const classes = await readHtbClasses(ref, devs, { timeoutMs: opts.timeoutMs });
+    // the leaves' options came with discovery: no second qdisc dump (counters are not needed)
+    const qdiscs = new Map(devs.map((d) => [d, observed.qdiscs.filter((q) => q.dev === d).map((q) => ({ ...q, options: q.options ?? {} }))]));
     const res = planUpdate({
       observed,
       classes,

@@ -142,11 +142,7 @@ async function stop(state: HookState, config: Config, log: Logger, ctx: object, 
     if (vfRates.length > 0) log.info({ ...ctx, vfRates }, 'SR-IOV PF max_tx_rate restored');
     return { exitCode: 0 };
   }
-  const ours = unused.early ? [unused.early.tools.ip.pid, unused.early.tools.tc.pid] : [];
-  if (netnsInUse(netnsPath(ref), ours)) {
-    log.debug({ ...ctx, netns: netnsPath(ref) }, 'namespace still in use by the pod: shaping kept');
-    return { exitCode: 0 };
-  }
+  if (keptForPod(ref, unused, log, ctx)) return { exitCode: 0 };
   try {
     assertNotHost(ref);
   } catch {
@@ -157,6 +153,14 @@ async function stop(state: HookState, config: Config, log: Logger, ctx: object, 
   const res = await removeQos(ref, { tools, sriov });
   log.info({ ...ctx, removed: res.removed }, 'unshaped');
   return { exitCode: 0 };
+}
+
+/** true (and logged) while processes other than the hook's own ip and tc live in the namespace: a pod keeps its shaping */
+function keptForPod(ref: NetnsRef, unused: { early?: EarlyTarget }, log: Logger, ctx: object): boolean {
+  const ours = unused.early ? [unused.early.tools.ip.pid, unused.early.tools.tc.pid] : [];
+  if (!netnsInUse(netnsPath(ref), ours)) return false;
+  log.debug({ ...ctx, netns: netnsPath(ref) }, 'namespace still in use by the pod: shaping kept');
+  return true;
 }
 
 /**
@@ -180,11 +184,7 @@ async function stopHostSide(state: HookState, log: Logger, ctx: object, unused: 
   const hostSide: HostSide = { identity: hookIdentity(state) };
   const ref = unused.early?.ref ?? (path !== undefined ? { path } : undefined);
   if (ref !== undefined && netnsExists(ref)) {
-    const ours = unused.early ? [unused.early.tools.ip.pid, unused.early.tools.tc.pid] : [];
-    if (netnsInUse(netnsPath(ref), ours)) {
-      log.debug({ ...ctx, netns: netnsPath(ref) }, 'namespace still in use by the pod: shaping kept');
-      return { exitCode: 0 };
-    }
+    if (keptForPod(ref, unused, log, ctx)) return { exitCode: 0 };
     const tools = unused.early?.tools;
     unused.early = undefined;
     const res = await removeQos(ref, { tools, hostSide });
