@@ -8,19 +8,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { parseAnnotations } from '../../src/domain/annotations.js';
 import { applyQos, removeQos } from '../../src/engine.js';
 import { readFileSync } from 'node:fs';
-import {
-  cleanupAll,
-  ipIn,
-  macvlanPair,
-  makeNetns,
-  nsRef,
-  requireRoot,
-  snapshotNs,
-  snapshotRootNs,
-  tcIn,
-  vethPair,
-  type LinkPair,
-} from '../support/fixtures.js';
+import { cleanupAll, ifindexIn, ipIn, type LinkPair, macvlanPair, makeNetns, nsRef, requireRoot, snapshotNs, snapshotRootNs, tcIn, vethPair } from '../support/fixtures.js';
 import { iperfServer, measureL2 } from '../support/traffic.js';
 
 const root = requireRoot(['ip', 'tc', 'nsenter', 'iperf3']);
@@ -35,8 +23,7 @@ interface TcQdisc {
 const qdiscsOf = async (ns: string): Promise<TcQdisc[]> => JSON.parse((await tcIn(ns, ['-json', 'qdisc', 'show'])).stdout) as TcQdisc[];
 const ifbs = async (ns: string): Promise<string[]> =>
   (JSON.parse((await ipIn(ns, ['-json', 'link', 'show'])).stdout) as { ifname: string }[]).map((l) => l.ifname).filter((n) => /^nqi\d+$/.test(n));
-const ifindex = async (ns: string, dev: string): Promise<number> =>
-  (JSON.parse((await ipIn(ns, ['-json', 'link', 'show', 'dev', dev])).stdout) as { ifindex: number }[])[0]!.ifindex;
+const ifindex = ifindexIn;
 
 for (const kind of ['veth', 'macvlan'] as const) {
   root.describe(`engine on ${kind}`, () => {

@@ -18,7 +18,7 @@ import { DEFAULT_CONFIG, type Config } from '../../src/domain/config.js';
 import type { Logger } from '../../src/log.js';
 import { NetqosPlugin } from '../../src/nri/plugin.js';
 import { serveStub, type StubEnd } from '../../src/nri/stub.js';
-import { cleanupAll, ipIn, makeNetns, nsPath, registerPid, requireRoot, snapshotNs, snapshotRootNs, tcIn, unregisterPid, vethPair } from '../support/fixtures.js';
+import { cleanupAll, ifindexIn, ipIn, makeNetns, nsPath, registerPid, requireRoot, snapshotNs, snapshotRootNs, tcIn, unregisterPid, vethPair } from '../support/fixtures.js';
 import { FakeRuntime, type FakePod, type PluginConnection, type RuntimeOptions } from '../support/nri-fake-runtime.js';
 
 const root = requireRoot(['ip', 'tc', 'nsenter']);
@@ -161,9 +161,7 @@ root.describe('the NRI plugin in process, real namespaces', () => {
   });
 });
 
-async function ifindex(ns: string): Promise<number> {
-  return (JSON.parse((await ipIn(ns, ['-json', 'link', 'show', 'dev', 'eth0'])).stdout) as { ifindex: number }[])[0]!.ifindex;
-}
+const ifindex = (ns: string): Promise<number> => ifindexIn(ns, 'eth0');
 
 // ---------------------------------------------------------------------------------------------
 // the bundled daemon

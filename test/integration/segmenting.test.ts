@@ -12,7 +12,7 @@
  */
 import { afterAll, beforeAll, expect } from 'vitest';
 import { applyQos } from '../../src/engine.js';
-import { cleanupAll, ipIn, makeNetns, nsRef, requireRoot, tcIn, vethPair, type LinkPair } from '../support/fixtures.js';
+import { cleanupAll, ifindexIn, type LinkPair, makeNetns, nsRef, requireRoot, tcIn, vethPair } from '../support/fixtures.js';
 import { iperfServer, measureL2, type IperfServer, type QdiscSample } from '../support/traffic.js';
 
 const root = requireRoot(['ip', 'tc', 'nsenter', 'iperf3']);
@@ -39,8 +39,7 @@ root.describe('ingress: GRO skbs cut into frames below 524 Mbit/s (measured)', (
     c = await makeNetns('seg-c');
     p = await makeNetns('seg-p');
     pair = await vethPair(c, p);
-    const idx = (JSON.parse((await ipIn(c, ['-j', 'link', 'show', 'dev', pair.a.dev])).stdout) as { ifindex: number }[])[0]!.ifindex;
-    ifb = `nqi${idx}`;
+    ifb = `nqi${await ifindexIn(c, pair.a.dev)}`;
   });
   afterAll(async () => {
     for (const s of servers) await s.stop();

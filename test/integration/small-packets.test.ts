@@ -11,7 +11,7 @@ import { applyQos } from '../../src/engine.js';
 import { run } from '../../src/kernel/runner.js';
 import { toolPath } from '../../src/kernel/tools.js';
 import { parsePing } from '../../bench/lib/ping.js';
-import { cleanupAll, makeNetns, nsRef, programPath, requireRoot, tcIn, vethPair, type LinkPair } from '../support/fixtures.js';
+import { cleanupAll, ifindexIn, type LinkPair, makeNetns, nsRef, programPath, requireRoot, tcIn, vethPair } from '../support/fixtures.js';
 import { iperfClient, iperfServer, measureL2, type IperfServer } from '../support/traffic.js';
 
 const root = requireRoot(['ip', 'tc', 'nsenter', 'iperf3', 'busybox']);
@@ -46,8 +46,7 @@ root.describe('small packets first under a saturating flow (measured)', () => {
     p = await makeNetns('small-p');
     pair = await vethPair(c, p);
     await applyQos(nsRef(c), { egress: { rateBps: LIMIT }, ingress: { rateBps: LIMIT } });
-    const idx = (JSON.parse((await run(toolPath('nsenter'), [`--net=/run/netns/${c}`, toolPath('ip'), '-j', 'link', 'show', 'dev', pair.a.dev])).stdout) as { ifindex: number }[])[0]!.ifindex;
-    ifb = `nqi${idx}`;
+    ifb = `nqi${await ifindexIn(c, pair.a.dev)}`;
   });
   afterAll(async () => {
     for (const s of servers) await s.stop();

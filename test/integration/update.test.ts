@@ -14,7 +14,7 @@ import { build } from 'esbuild';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { applyQos, updateQos } from '../../src/engine.js';
 import { run } from '../../src/kernel/runner.js';
-import { cleanupAll, ipIn, makeNetns, nsPath, nsRef, requireRoot, snapshotNs, tcIn, vethPair, type LinkPair } from '../support/fixtures.js';
+import { cleanupAll, ifindexIn, ipIn, type LinkPair, makeNetns, nsPath, nsRef, requireRoot, snapshotNs, tcIn, vethPair } from '../support/fixtures.js';
 import { iperfClient, iperfServer, sampleQdiscBytes, type QdiscSample } from '../support/traffic.js';
 
 const root = requireRoot(['ip', 'tc', 'nsenter', 'iperf3']);
@@ -27,8 +27,7 @@ const UPDATE_AT_MS = 3000;
 afterAll(() => rmSync(dir, { recursive: true, force: true })); // also when -t skips the CLI tests
 const mbit = (bps: number): string => `${(bps / 1e6).toFixed(2)}M`;
 
-const ifindex = async (ns: string, dev: string): Promise<number> =>
-  (JSON.parse((await ipIn(ns, ['-json', 'link', 'show', 'dev', dev])).stdout) as { ifindex: number }[])[0]!.ifindex;
+const ifindex = ifindexIn;
 const classLine = async (ns: string, dev: string): Promise<string> => (await tcIn(ns, ['class', 'show', 'dev', dev])).stdout.trim();
 
 interface Window {

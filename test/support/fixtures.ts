@@ -234,6 +234,11 @@ export function ipIn(ns: string, args: readonly string[], opts?: RunOptions): Pr
   return run(toolPath('ip'), ['-n', ns, ...args], opts);
 }
 
+/** A device's ifindex in a namespace (our ifb for it is nqi<ifindex>). */
+export async function ifindexIn(ns: string, dev: string): Promise<number> {
+  return (JSON.parse((await ipIn(ns, ['-json', 'link', 'show', 'dev', dev])).stdout) as { ifindex: number }[])[0]!.ifindex;
+}
+
 /** `ip -n <ns> -batch -` with one command per line (one process for the lot). */
 export function ipBatch(ns: string, lines: readonly string[], opts?: RunOptions): Promise<RunResult> {
   return run(toolPath('ip'), ['-n', ns, '-batch', '-'], { ...opts, input: `${lines.join('\n')}\n` });
