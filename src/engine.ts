@@ -19,7 +19,7 @@ import { applyPlan } from './kernel/apply.js';
 import { discover } from './kernel/discover.js';
 import { assertNotHost, describe, netnsExists, type NetnsRef } from './kernel/netns.js';
 import { capabilities } from './kernel/probe.js';
-import { closeTools, openTools, type NetnsTools } from './kernel/tools-session.js';
+import { closeTools, openTools, releaseTools, type NetnsTools, type OpenOptions } from './kernel/tools-session.js';
 import { applyVfPlan, prepareVfEgress, restoreVfEgress, type SriovOptions } from './kernel/vf-egress.js';
 import { DEFAULT_CONFIG, type Config } from './domain/config.js';
 import type { VfRateOp } from './plan/vf-egress.js';
@@ -152,11 +152,12 @@ export async function removeQos(ref: NetnsRef, opts: EngineOptions = {}): Promis
   let plan = emptyPlan();
   let observed: Observed | undefined;
   try {
-    plan = await withTools(ref, opts, async (tools) => {
+    plan = await withTools(ref, opts, { tcOnFirstUse: true }, async (tools) => {
       // The kernel takes 15 to 35 ms to unregister an ifb (RCU grace periods): the bulk of a
-      // teardown. It starts as soon as ip has listed the links, while tc is still answering and
-      // then removes the rest; a redirect that still points at the vanishing ifb drops (mirred
-      // lets go of it) for the moment until it goes too, on a target that is being torn down.
+      // teardown. It starts as soon as ip has listed the links; tc starts then (its spawn would
+      // have held up ip's answer by a millisecond) and removes the rest meanwhile. A redirect
+      // that still points at the vanishing ifb drops (mirred lets go of it) for the moment until
+      // it goes too, on a target that is being torn down.
       let early: string[] = [];
       observed = await discover(tools, (links) => {
         const deletes = ifbDeletes(links);
@@ -170,7 +171,7 @@ export async function removeQos(ref: NetnsRef, opts: EngineOptions = {}): Promis
   } catch (e) {
     // something vanished under us (the container exiting): fine if nothing of ours is left
     if (!netnsExists(ref)) return { present: false, removed: 0, vfRates: (await restoreVfEgress(undefined, sriovOf(opts))).ops };
-    const again = planRemove(await withTools(ref, { ...opts, tools: undefined }, discover));
+    const again = planRemove(await withTools(ref, { ...opts, tools: undefined }, {}, discover));
     if (!isEmptyPlan(again)) {
       throw new NetqosError('KERNEL', `could not remove shaping from ${describe(ref)}: ${(e as Error).message}`, { cause: e });
     }
@@ -191,15 +192,23 @@ export type { HostSide };
 
 /** Reads a namespace without changing it. */
 export function observe(ref: NetnsRef, opts: EngineOptions = {}): Promise<Observed> {
-  return withTools(ref, opts, discover);
+  return withTools(ref, opts, {}, discover);
 }
 
-/** Runs f with the namespace's sessions (the caller's, if it opened them) and ends them. */
-async function withTools<T>(ref: NetnsRef, opts: EngineOptions, f: (t: NetnsTools) => Promise<T>): Promise<T> {
-  const tools = opts.tools ?? openTools(ref, opts.timeoutMs);
+/**
+ * Runs f with the namespace's sessions (the caller's, if it opened them) and ends them: after
+ * a success without waiting for the exits (every command was confirmed by an answer), after a
+ * failure waiting, so nothing of this attempt still runs when the caller acts again.
+ */
+async function withTools<T>(ref: NetnsRef, opts: EngineOptions, open: OpenOptions, f: (t: NetnsTools) => Promise<T>): Promise<T> {
+  const tools = opts.tools ?? openTools(ref, opts.timeoutMs, open);
+  let result: T;
   try {
-    return await f(tools);
-  } finally {
+    result = await f(tools);
+  } catch (e) {
     await closeTools(tools);
+    throw e;
   }
+  releaseTools(tools);
+  return result;
 }

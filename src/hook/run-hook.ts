@@ -38,14 +38,16 @@ export interface EarlyTarget {
  * still exists (podman's usual poststop, namespace gone, starts nothing).
  */
 export function openEarly(state: HookState, argvStage?: string): EarlyTarget | undefined {
-  const ref = stageOf(state, argvStage) === 'createRuntime' ? createRef(state) : stopRef(state);
+  const create = stageOf(state, argvStage) === 'createRuntime';
+  const ref = create ? createRef(state) : stopRef(state);
   if (ref === undefined) return undefined;
   try {
     assertNotHost(ref);
   } catch {
     return undefined; // create() reports it; stop() has nothing to do
   }
-  return { ref, tools: openTools(ref) };
+  // a teardown starts tc once ip is deleting the ifb (engine.ts, removeQos)
+  return { ref, tools: openTools(ref, undefined, { tcOnFirstUse: !create }) };
 }
 
 const createRef = (state: HookState): NetnsRef | undefined => (state.pid === undefined ? undefined : containerRef(state.pid, state.bundle));

@@ -13,18 +13,25 @@ import { ROOT_HANDLE } from '../plan/names.js';
 import type { NetnsTools } from './tools-session.js';
 
 /**
- * onLinks sees the links as soon as ip answers, while tc may still be answering: removal uses
- * it to start deleting ifbs (the slow part of a teardown) at once.
+ * onLinks sees the links before tc is asked anything: removal uses it to start deleting ifbs
+ * (the slow part of a teardown) at once, and its tc starts only then (openTools, tcOnFirstUse),
+ * so Node's spawn of tc does not hold up ip's answer. Without it both are asked at once.
  */
 export async function discover(t: NetnsTools, onLinks?: (links: Link[]) => void): Promise<Observed> {
   let linkText = '[]';
   const ipLinks = t.ip.ask(['link show']).then(([text]) => {
     linkText = text ?? '[]';
-    const links = parseIpLinks(linkText);
-    onLinks?.(links);
-    return links;
+    return parseIpLinks(linkText);
   });
-  const [links, [qdiscs]] = await Promise.all([ipLinks, t.tc.ask(['qdisc show'])]);
+  let links: Link[];
+  let qdiscs: string | undefined;
+  if (onLinks) {
+    links = await ipLinks;
+    onLinks(links);
+    [qdiscs] = await t.tc.ask(['qdisc show']);
+  } else {
+    [links, [qdiscs]] = await Promise.all([ipLinks, t.tc.ask(['qdisc show'])]);
+  }
   const observed: Observed = { links, qdiscs: parseQdiscs(qdiscs ?? '[]'), peers: parseLinkPeers(linkText) };
   observed.filters = await readFilters(t, observed, observed.links.map((l) => l.name));
   return observed;

@@ -3,21 +3,35 @@
  * then written to the same processes. A container setup costs two processes, started together.
  */
 import { sessionInNetns, type NetnsRef } from './netns.js';
-import type { Session } from './runner.js';
+import { lazySession, type Session } from './runner.js';
 
 export interface NetnsTools {
   ip: Session;
   tc: Session;
 }
 
-export function openTools(ref: NetnsRef, timeoutMs?: number): NetnsTools {
-  return {
-    ip: sessionInNetns(ref, 'ip', ['-json', '-details', '-batch', '-'], { timeoutMs }),
-    tc: sessionInNetns(ref, 'tc', ['-json', '-batch', '-'], { timeoutMs }),
-  };
+/** Questions that print one line in any namespace: asked after a session's last command. */
+export const IP_CHECK = 'link show dev lo';
+export const TC_CHECK = 'qdisc show dev lo';
+
+export interface OpenOptions {
+  /** start tc on its first use instead of now (a teardown starts ip's work first) */
+  tcOnFirstUse?: boolean;
 }
 
-/** Ends both processes, whatever state they are in (after an error: nothing more to say). */
+export function openTools(ref: NetnsRef, timeoutMs?: number, o: OpenOptions = {}): NetnsTools {
+  const ip = sessionInNetns(ref, 'ip', ['-json', '-details', '-batch', '-'], { timeoutMs });
+  const startTc = (): Session => sessionInNetns(ref, 'tc', ['-json', '-batch', '-'], { timeoutMs });
+  return { ip, tc: o.tcOnFirstUse ? lazySession(startTc) : startTc() };
+}
+
+/** Ends both processes and waits for them, whatever state they are in (after an error: nothing more to say). */
 export async function closeTools(t: NetnsTools): Promise<void> {
   await Promise.all([t.ip.end().catch(() => undefined), t.tc.end().catch(() => undefined)]);
+}
+
+/** Closes both without waiting: every command they ran was confirmed by an answer. */
+export function releaseTools(t: NetnsTools): void {
+  t.ip.close();
+  t.tc.close();
 }

@@ -85,3 +85,14 @@ export interface Plan {
 }
 
 export const emptyPlan = (): Plan => ({ ip: [], tc: [], ipAfter: [], shaped: [] });
+
+/**
+ * How many of the plan's first tc operations name no device its ip part creates: those can run
+ * while ip creates the ifbs (a container's egress tree, planned before its ingress).
+ */
+export function tcBeforeCreated(plan: Plan): number {
+  const created = new Set(plan.ip.flatMap((op) => (op.verb === 'add' ? [op.name] : [])));
+  const names = (op: TcOp): boolean => created.has(op.dev) || ('options' in op && (op.options ?? []).some((w) => created.has(w)));
+  const i = plan.tc.findIndex(names);
+  return i === -1 ? plan.tc.length : i;
+}

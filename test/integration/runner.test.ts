@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { isNetqosError } from '../../src/domain/errors.js';
-import { run, startSession } from '../../src/kernel/runner.js';
+import { lazySession, run, startSession, type Session } from '../../src/kernel/runner.js';
 
 describe('run', () => {
   it('feeds input, returns stdout, and gives a child without input /dev/null as stdin', async () => {
@@ -73,5 +73,58 @@ describe('startSession', () => {
     const e = await s.ask(['x']).catch((x: unknown) => x);
     expect(isNetqosError(e) && e.code).toBe('MISSING_TOOL');
     await expect(s.end()).rejects.toThrow(/cannot run \/nonexistent-nqt\/tool/);
+  });
+});
+
+describe('finish: the last commands confirmed by one more question', () => {
+  // like `tc -batch -`: a line per question, a warning on stderr while working
+  const batch = `while read -r c; do case "$c" in warn*) echo "Warning: $c" >&2 ;; ask*) echo "answer $c" ;; fail*) echo "Error: $c" >&2; exit 1 ;; esac; done`;
+
+  it('resolves once the question after the commands is answered, with the warnings printed before it', async () => {
+    // 40 rounds: stderr and stdout are two pipes, read in the order epoll lists them
+    for (let i = 0; i < 40; i++) {
+      const s = startSession('/bin/sh', ['-c', batch]);
+      expect(await s.finish('warn one\nwarn two\n', 'ask last')).toBe('Warning: warn one\nWarning: warn two\n');
+      // the exit comes after, and is still reported to whoever waits for it
+      expect((await s.end()).code).toBe(0);
+    }
+  });
+
+  it('a failing command rejects with its line: the question after it is never answered', async () => {
+    const s = startSession('/bin/sh', ['-c', batch]);
+    await expect(s.finish('warn a\nfail here\nask b\n', 'ask last')).rejects.toThrow(/failed \(exit 1\): Error: fail here/);
+  });
+
+  it('the real tc: a batch that fails at a command is reported, one that does not is confirmed', async () => {
+    const bad = startSession('/usr/sbin/tc', ['-json', '-batch', '-']);
+    await expect(bad.finish('qdisc show dev nqt-no-such-dev\n', 'qdisc show dev lo')).rejects.toThrow(/Cannot find device "nqt-no-such-dev"/);
+    const good = startSession('/usr/sbin/tc', ['-json', '-batch', '-']);
+    expect(await good.finish('', 'qdisc show dev lo')).toBe('');
+    expect((await good.end()).code).toBe(0);
+  });
+
+  it('close ends stdin without waiting; the exit is still reaped', async () => {
+    const s = startSession('/bin/cat', []);
+    expect(await s.ask(['x'])).toEqual(['x']);
+    s.close();
+    s.close(); // twice is harmless
+    expect((await s.end()).stdout).toBe('x\n');
+  });
+});
+
+describe('lazySession', () => {
+  it('starts its process on first use only', async () => {
+    let started = 0;
+    const s: Session = lazySession(() => (started++, startSession('/bin/cat', [])));
+    expect(s.pid).toBeUndefined();
+    s.close();
+    expect((await s.end()).code).toBe(0);
+    expect(started).toBe(0);
+    expect(await s.ask(['hello'])).toEqual(['hello']);
+    expect(started).toBe(1);
+    expect(s.pid).toBeGreaterThan(0);
+    expect(await s.finish('', 'bye')).toBe('');
+    expect((await s.end()).stdout).toBe('hello\nbye\n');
+    expect(started).toBe(1);
   });
 });

@@ -31,6 +31,11 @@ function fakeTools(linkShow: string, written: { ip: string[]; tc: string[] }): N
     pid: undefined,
     ask: async (commands) => commands.map((c) => (c === 'link show' ? linkShow : '[]')),
     send: (input) => void written[tool].push(input),
+    finish: async (input) => {
+      written[tool].push(input);
+      return '';
+    },
+    close: () => undefined,
     end: async (input = '') => {
       written[tool].push(input);
       return { code: 0, stdout: '', stderr: '' };

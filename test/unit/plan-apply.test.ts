@@ -20,7 +20,7 @@ import { NetqosError } from '../../src/domain/errors.js';
 import { MINIMAL_CAPS, type Capabilities, type Observed, type Qdisc } from '../../src/domain/link.js';
 import type { QosSpec } from '../../src/domain/spec.js';
 import { planApply, type ApplyInput } from '../../src/plan/apply-plan.js';
-import type { Plan } from '../../src/plan/ops.js';
+import { tcBeforeCreated, type Plan } from '../../src/plan/ops.js';
 import { parseFilters } from '../../src/plan/parse-tc.js';
 import { renderIp, renderTc } from '../../src/plan/render.js';
 import { fixture, linksOf, observe } from '../support/kernel-fixtures.js';
@@ -121,6 +121,17 @@ describe('golden: veth container, egress 10M + ingress 20M, fresh namespace', ()
     expect(filters.filter((l) => l.includes(' parent ffff:'))).toEqual([VETH_FILTER]);
     // nor do the small-packet filters on our roots (recorded at 800::800 and 801::800)
     for (const l of filters) expect(l).not.toMatch(/ handle /);
+  });
+
+  it('the egress tree comes before the first command naming the new ifb: it runs while ip creates it', () => {
+    const tc = lines(text(p).tc);
+    const n = tcBeforeCreated(p);
+    expect(tc.slice(0, n).join('\n')).toBe(`qdisc replace dev nqtc0 root handle 4e51: htb default 10\n${VETH_EGRESS_TREE}${smallFilters('nqtc0')}`.trim());
+    expect(tc[n]).toMatch(/^qdisc replace dev nqi2 root /);
+    // the redirect names the ifb in its options, not as its device
+    expect(tcBeforeCreated({ ...p, tc: p.tc.filter((op) => op.dev !== 'nqi2').reverse() })).toBe(0);
+    // nothing created (a re-apply): every tc command may run at once
+    expect(tcBeforeCreated({ ...p, ip: p.ip.filter((op) => op.verb !== 'add') })).toBe(p.tc.length);
   });
 
   it('reports what it shapes', () => {
