@@ -398,7 +398,7 @@ export function markdown(d: BenchData, files: ReportFiles): string {
         ],
       ),
       '',
-      'netqos is timed in-process around the engine call (its ip/tc processes included); the CNI plugin from fork to exit by a bash in the node namespace ($EPOCHREALTIME), as containerd forks it. Rounds interleave the two.',
+      'netqos is timed in-process around the engine call (its ip and tc processes included, until they answer a question asked after the last change; the exits come after); the CNI plugin from fork to exit by a bash in the node namespace ($EPOCHREALTIME), as containerd forks it. Rounds interleave the two.',
       ...(c.failures.length ? ['', `Failures: ${c.failures.slice(0, 5).join('; ')}`] : []),
       '',
     );
