@@ -106,26 +106,26 @@ export function startSession(file: string, args: readonly string[], opts: Omit<R
     if (open) child.stdin?.end(input);
     open = false;
   };
-  const ask = (commands: readonly string[], last = false): Promise<string[]> => {
+  const ask = (commands: readonly string[]): Promise<string[]> => {
     if (exited) return Promise.reject(exited);
     if (commands.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
       waiting.push({ n: commands.length, lines: [], resolve, reject });
-      const text = commands.map((c) => `${c}\n`).join('');
-      if (last) closeStdin(text);
-      else child.stdin?.write(text);
+      child.stdin?.write(commands.map((c) => `${c}\n`).join(''));
     });
   };
   return {
     pid: child.pid,
-    ask: (commands) => ask(commands),
+    ask,
     send(input) {
       if (!exited) child.stdin?.write(input);
     },
     async finish(input, check) {
       if (exited) throw exited;
       if (input) child.stdin?.write(input);
-      await ask([check], true);
+      const answered = ask([check]);
+      closeStdin();
+      await answered;
       // stderr was written before the answer on stdout, but the two pipes are read in whichever
       // order epoll lists them: one turn of the event loop (both were ready at the same poll)
       // and every warning printed before the answer has been read

@@ -90,6 +90,16 @@ describe('finish: the last commands confirmed by one more question', () => {
     }
   });
 
+  it('does not wait for the exit: a process that lingers after its answer is reaped later', async () => {
+    // answers, then takes 1.5 s to exit (as ip and tc take 0.7 ms, tearing their mount namespace down)
+    const s = startSession('/bin/sh', ['-c', 'read -r c; echo "answer $c"; exec sleep 1.5']);
+    const t0 = performance.now();
+    expect(await s.finish('', 'ask last')).toBe('');
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect((await s.end()).code).toBe(0);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1400);
+  });
+
   it('a failing command rejects with its line: the question after it is never answered', async () => {
     const s = startSession('/bin/sh', ['-c', batch]);
     await expect(s.finish('warn a\nfail here\nask b\n', 'ask last')).rejects.toThrow(/failed \(exit 1\): Error: fail here/);
