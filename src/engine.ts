@@ -16,7 +16,7 @@ import { readHtbClasses } from './kernel/classes.js';
 import { ifbDeletes, isEmptyPlan, planRemove } from './plan/remove-plan.js';
 import { renderIp } from './plan/render.js';
 import { applyPlan } from './kernel/apply.js';
-import { discover } from './kernel/discover.js';
+import { discover, discoverForSetup } from './kernel/discover.js';
 import { assertNotHost, describe, netnsExists, type NetnsRef } from './kernel/netns.js';
 import { capabilities } from './kernel/probe.js';
 import { closeTools, openTools, releaseTools, type NetnsTools, type OpenOptions } from './kernel/tools-session.js';
@@ -72,29 +72,58 @@ export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions
     const p = await applyHostQos(ref, spec, opts.hostSide, opts, () => removeQos(ref, { ...opts, tools: undefined }));
     return { shaped: p.shaped, plan: p };
   }
-  const tools = opts.tools ?? openTools(ref, opts.timeoutMs);
-  let plan: Plan;
-  let vf: Awaited<ReturnType<typeof prepareVfEgress>>;
-  let hadOurs = false;
-  let warnings: string[] = [];
+  // a first apply that fails half-way is rolled back, so the node never keeps half a setup; a
+  // namespace that was shaped keeps its shaping when an update is refused (a bad interface name)
+  const rollback = (): Promise<unknown> => removeQos(ref, { ...opts, tools: undefined }).catch(() => undefined);
+  const first: Attempt = { hadOurs: false, fresh: false, kernelRefused: false };
   try {
-    const [caps, observed] = await Promise.all([opts.caps ?? capabilities(), discover(tools)]);
-    // before anything that may throw: a namespace that was shaped keeps its shaping when an
-    // update is refused (a bad interface name), it is rolled back only after a failed first apply
-    hadOurs = !isEmptyPlan(planRemove(observed));
-    vf = await prepareVfEgress(observed, spec, sriovOf(opts));
-    hadOurs ||= vf.plan.drop.length > 0;
-    plan = planApply({ spec, observed, caps, defaultLatencyUs: opts.defaultLatencyUs, egressInHardware: vf.plan.hardwareOnly });
-    warnings = await applyPlan(tools, plan);
-    // the PF side last: a namespace that could not be shaped never leaves a cap behind
-    await applyVfPlan(vf.plan, sriovOf(opts));
+    return await setup(opts.tools ?? openTools(ref, opts.timeoutMs), spec, opts, first, discoverForSetup);
   } catch (e) {
-    await closeTools(tools);
-    // a first apply that failed half-way is rolled back, so the node never keeps half a setup
-    if (!hadOurs) await removeQos(ref, { ...opts, tools: undefined }).catch(() => undefined);
+    if (!(first.fresh && first.kernelRefused)) {
+      if (!first.hadOurs) await rollback();
+      throw e;
+    }
+  }
+  // ip showed a namespace netqos never shaped, but the plan met something tc alone sees (an
+  // ingress hook someone else put there): read everything and plan again. Nothing of ours was there.
+  try {
+    return await setup(openTools(ref, opts.timeoutMs), spec, opts, { hadOurs: false, fresh: false, kernelRefused: false }, discover);
+  } catch (e) {
+    await rollback();
     throw e;
   }
-  return { shaped: plan.shaped, plan, vfRates: vf.plan.ops, warnings: [...warnings, ...vf.plan.warnings] };
+}
+
+interface Attempt {
+  /** the namespace held shaping of ours before this attempt */
+  hadOurs: boolean;
+  /** discovery read the links only (discoverForSetup) */
+  fresh: boolean;
+  /** ip or tc refused the plan */
+  kernelRefused: boolean;
+}
+
+/** One discovery, plan and apply on these tools; they are closed when it fails. */
+async function setup(tools: NetnsTools, spec: QosSpec, opts: EngineOptions, seen: Attempt, look: (t: NetnsTools) => Promise<Observed>): Promise<ApplyResult> {
+  try {
+    const [caps, observed] = await Promise.all([opts.caps ?? capabilities(), look(tools)]);
+    seen.fresh = observed.fresh === true;
+    // before anything that may throw
+    seen.hadOurs = !isEmptyPlan(planRemove(observed));
+    const vf = await prepareVfEgress(observed, spec, sriovOf(opts));
+    seen.hadOurs ||= vf.plan.drop.length > 0;
+    const plan = planApply({ spec, observed, caps, defaultLatencyUs: opts.defaultLatencyUs, egressInHardware: vf.plan.hardwareOnly });
+    const warnings = await applyPlan(tools, plan).catch((e: unknown) => {
+      seen.kernelRefused = true;
+      throw e;
+    });
+    // the PF side last: a namespace that could not be shaped never leaves a cap behind
+    await applyVfPlan(vf.plan, sriovOf(opts));
+    return { shaped: plan.shaped, plan, vfRates: vf.plan.ops, warnings: [...warnings, ...vf.plan.warnings] };
+  } catch (e) {
+    await closeTools(tools);
+    throw e;
+  }
 }
 
 export interface UpdateResult extends UpdatePlan {

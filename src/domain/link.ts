@@ -25,6 +25,8 @@ export interface Link {
   tsoMaxSize: number;
   /** parent bus device (PCI address) when the kernel reports one */
   parentDev?: string;
+  /** the kind of the device's root qdisc, as ip prints it (noqueue, htb, mq, ...) */
+  rootQdisc?: string;
 }
 
 export interface Qdisc {
@@ -78,6 +80,11 @@ export interface Observed {
   filters?: Filter[];
   /** the other ends of the links (veth peers), read with the links */
   peers?: LinkPeer[];
+  /**
+   * qdiscs and filters were not read: ip showed no ifb of ours and no HTB root (discoverForSetup).
+   * Ingress hooks someone else put there are unknown: the plan adds its own and fails if one exists.
+   */
+  fresh?: true;
 }
 
 /** What the kernel can do, found once by the probe (src/kernel/probe.ts). */

@@ -14,8 +14,8 @@ import type { NetnsTools } from './tools-session.js';
 
 /** peerIndexes: the ifindexes (in the node's namespace) the container's veths point to */
 export async function discoverHost(t: NetnsTools, peerIndexes: readonly number[] = []): Promise<Observed> {
-  const [links] = await t.ip.ask(['link show']);
-  const observed: Observed = { links: parseIpLinks(links ?? '[]'), qdiscs: [], filters: [], peers: parseLinkPeers(links ?? '[]') };
+  const links = await t.links();
+  const observed: Observed = { links: parseIpLinks(links), qdiscs: [], filters: [], peers: parseLinkPeers(links) };
   const devs = new Set<string>();
   for (const l of observed.links) if (peerIndexes.includes(l.index)) devs.add(l.name);
   for (const p of observed.peers ?? []) {

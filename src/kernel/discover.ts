@@ -8,7 +8,7 @@ import { parseIpLinks } from '../plan/parse-ip.js';
 import { parseLinkPeers } from '../plan/host-peer.js';
 import { parseFilters, parseQdiscs } from '../plan/parse-tc.js';
 import { hookOf } from '../plan/ingress-hook.js';
-import { hasOurRoot } from '../plan/apply-plan.js';
+import { hasOurRoot, neverShaped } from '../plan/apply-plan.js';
 import { ROOT_HANDLE } from '../plan/names.js';
 import type { NetnsTools } from './tools-session.js';
 
@@ -18,21 +18,36 @@ import type { NetnsTools } from './tools-session.js';
  * so Node's spawn of tc does not hold up ip's answer. Without it both are asked at once.
  */
 export async function discover(t: NetnsTools, onLinks?: (links: Link[]) => void): Promise<Observed> {
-  let linkText = '[]';
-  const ipLinks = t.ip.ask(['link show']).then(([text]) => {
-    linkText = text ?? '[]';
-    return parseIpLinks(linkText);
-  });
-  let links: Link[];
+  const ipLinks = t.links().then((text) => ({ text, links: parseIpLinks(text) }));
+  let links: { text: string; links: Link[] };
   let qdiscs: string | undefined;
   if (onLinks) {
     links = await ipLinks;
-    onLinks(links);
+    onLinks(links.links);
     [qdiscs] = await t.tc.ask(['qdisc show']);
   } else {
     [links, [qdiscs]] = await Promise.all([ipLinks, t.tc.ask(['qdisc show'])]);
   }
-  const observed: Observed = { links, qdiscs: parseQdiscs(qdiscs ?? '[]'), peers: parseLinkPeers(linkText) };
+  return withFilters(t, links.text, links.links, qdiscs ?? '[]');
+}
+
+/**
+ * Discovery for a setup: when ip's links show a namespace netqos never shaped (no ifb of ours,
+ * no HTB root on any device), tc is asked nothing and the result says `fresh`. tc's start-up
+ * (about a millisecond after Node's spawn of it) is then off the path: the plan is written to
+ * tc before it has started. Anything else on the devices' ingress hooks is found by the plan
+ * itself: its `qdisc add ... ingress` fails where a hook exists (applyQos then reads everything).
+ */
+export async function discoverForSetup(t: NetnsTools): Promise<Observed> {
+  const text = await t.links();
+  const links = parseIpLinks(text);
+  if (neverShaped(links)) return { links, qdiscs: [], filters: [], peers: parseLinkPeers(text), fresh: true };
+  const [qdiscs] = await t.tc.ask(['qdisc show']);
+  return withFilters(t, text, links, qdiscs ?? '[]');
+}
+
+async function withFilters(t: NetnsTools, linkText: string, links: Link[], qdiscs: string): Promise<Observed> {
+  const observed: Observed = { links, qdiscs: parseQdiscs(qdiscs), peers: parseLinkPeers(linkText) };
   observed.filters = await readFilters(t, observed, observed.links.map((l) => l.name));
   return observed;
 }

@@ -8,6 +8,12 @@ import { lazySession, type Session } from './runner.js';
 export interface NetnsTools {
   ip: Session;
   tc: Session;
+  /**
+   * ip's `link show` (JSON). Every use of the tools begins with it, so it is asked the moment ip
+   * starts, before tc is spawned: ip answers while Node is blocked spawning tc. The first call
+   * gets that answer; later calls ask again.
+   */
+  links(): Promise<string>;
 }
 
 /** Questions that print one line in any namespace: asked after a session's last command. */
@@ -21,8 +27,15 @@ export interface OpenOptions {
 
 export function openTools(ref: NetnsRef, timeoutMs?: number, o: OpenOptions = {}): NetnsTools {
   const ip = sessionInNetns(ref, 'ip', ['-json', '-details', '-batch', '-'], { timeoutMs });
+  let early: Promise<string[]> | undefined = ip.ask(['link show']);
+  early.catch(() => undefined); // a session closed unused: whoever used it saw the failure
   const startTc = (): Session => sessionInNetns(ref, 'tc', ['-json', '-batch', '-'], { timeoutMs });
-  return { ip, tc: o.tcOnFirstUse ? lazySession(startTc) : startTc() };
+  const links = async (): Promise<string> => {
+    const asked = early ?? ip.ask(['link show']);
+    early = undefined;
+    return (await asked)[0] ?? '[]';
+  };
+  return { ip, tc: o.tcOnFirstUse ? lazySession(startTc) : startTc(), links };
 }
 
 /** Ends both processes and waits for them, whatever state they are in (after an error: nothing more to say). */

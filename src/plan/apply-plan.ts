@@ -9,7 +9,7 @@ import type { IpOp, Plan } from './ops.js';
 import { emptyPlan } from './ops.js';
 import { htbTree } from './htb-tree.js';
 import { bypassOps, redirectOps, unredirectOps } from './ingress-hook.js';
-import { ifbName, ROOT_HANDLE } from './names.js';
+import { ifbName, isOurIfb, ROOT_HANDLE } from './names.js';
 import { DEFAULT_QUEUE_LATENCY_US, defaultGso, gsoCap, LEGACY_GSO_MAX } from './params.js';
 import { selectTargets } from './select.js';
 
@@ -26,6 +26,15 @@ export interface ApplyInput {
 export const ourRoot = (o: Observed, dev: string) =>
   o.qdiscs.find((q) => q.dev === dev && q.parent === 'root' && q.kind === 'htb' && q.handle === ROOT_HANDLE);
 export const hasOurRoot = (o: Observed, dev: string): boolean => ourRoot(o, dev) !== undefined;
+
+/**
+ * What ip alone can tell of a namespace netqos never shaped: no ifb of ours, and no HTB root on
+ * any device (ip prints each device's root qdisc kind; ours is always HTB). Then planning needs
+ * nothing from tc: no tree of ours to keep, no redirect to an ifb of ours. An ingress hook
+ * someone else put there is invisible here; the plan's `qdisc add ... ingress` fails on it.
+ */
+export const neverShaped = (links: readonly Link[]): boolean =>
+  links.every((l) => !isOurIfb(l.name) && l.rootQdisc !== undefined && l.rootQdisc !== 'htb');
 
 /** What a tree's device holds now, for htbTree: its root, qdiscs and root filters. */
 export const existing = (o: Observed, dev: string) => ({
@@ -105,7 +114,7 @@ function planIngress({ input, plan, latencyUs }: Ctx, link: Link, want: Directio
     return;
   }
   if (!ifbLink) plan.ip.push({ object: 'link', verb: 'add', name: ifb, kind: 'ifb', mtu: link.mtu });
-  if (!ifbLink?.up) plan.ip.push({ object: 'link', verb: 'up', name: ifb });
+  if (ifbLink && !ifbLink.up) plan.ip.push({ object: 'link', verb: 'up', name: ifb });
   // Packets reach the ifb as the sender built them: GRO/GSO super-packets up to 64 KiB, which
   // the leaves of slow classes cut into frames (params.ts segments)
   const tree = htbTree({

@@ -115,7 +115,7 @@ function planHostEgress(input: HostApplyInput, { dev, peer }: HostPair, latencyU
   } else if (peerOf(host, ifb)?.alias !== formatHostAlias(alias)) {
     plan.ip.push({ object: 'link', verb: 'alias', name: ifb, alias: formatHostAlias(alias) });
   }
-  if (!existing?.up) plan.ip.push({ object: 'link', verb: 'up', name: ifb });
+  if (existing && !existing.up) plan.ip.push({ object: 'link', verb: 'up', name: ifb });
   // what reaches the ifb is what the container sent: GSO super-packets up to 64 KiB
   const tree = nodeTree(input, ifb, existing !== undefined, want, peer.mtu, latencyUs);
   plan.tc.push(...tree.ops, ...redirectOps(host, peer.name, ifb));

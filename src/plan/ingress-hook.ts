@@ -51,7 +51,7 @@ export function redirectOps(observed: Observed, dev: string, ifb: string): TcOp[
   const ours = oursOn(observed, dev);
   if (ours.length === 1 && ours[0]?.redirectTo === ifb) return []; // already in place
   const ops: TcOp[] = [];
-  if (hook === 'none') ops.push({ object: 'qdisc', verb: 'replace', dev, parent: 'ingress', handle: INGRESS_PARENT, kind: 'ingress' });
+  if (hook === 'none') ops.push({ object: 'qdisc', verb: 'add', dev, parent: 'ingress', handle: INGRESS_PARENT, kind: 'ingress' });
   if (ours.length > 0) ops.push({ object: 'filter', verb: 'delete', dev, parent: parentOf(hook), prio: FILTER_PRIO });
   ops.push({
     object: 'filter',

@@ -2,7 +2,8 @@
  * A plan is data: the ordered ip and tc operations for one network namespace. It is rendered to
  * `ip -batch` / `tc -batch` text (render.ts) and applied by one process per tool.
  */
-export type TcVerb = 'replace' | 'delete';
+/** add: fails when the object exists (the ingress hook: never replace a clsact or ingress qdisc someone else put there) */
+export type TcVerb = 'add' | 'replace' | 'delete';
 
 export interface QdiscOp {
   object: 'qdisc';
@@ -41,6 +42,7 @@ export interface FilterOp {
 export type TcOp = QdiscOp | ClassOp | FilterOp;
 
 export type IpOp =
+  /** created up (render.ts) */
   | { object: 'link'; verb: 'add'; name: string; kind: 'ifb'; mtu: number }
   | { object: 'link'; verb: 'up'; name: string }
   | { object: 'link'; verb: 'gso'; name: string; gsoMaxSize: number }

@@ -8,6 +8,7 @@ interface IpLinkJson {
   ifname?: string;
   flags?: string[];
   mtu?: number;
+  qdisc?: string;
   link_type?: string;
   gso_max_size?: number;
   tso_max_size?: number;
@@ -54,5 +55,6 @@ export function parseIpLinks(text: string): Link[] {
       gsoMaxSize: j.gso_max_size ?? LEGACY_GSO_MAX,
       tsoMaxSize: j.tso_max_size ?? LEGACY_GSO_MAX,
       ...(j.parentdev !== undefined ? { parentDev: j.parentdev } : {}),
+      ...(j.qdisc !== undefined ? { rootQdisc: j.qdisc } : {}),
     }));
 }

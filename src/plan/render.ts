@@ -9,7 +9,7 @@ export function renderTcOp(op: TcOp): string {
     case 'qdisc': {
       const where = op.parent === 'root' ? 'root' : op.parent === 'ingress' ? '' : `parent ${op.parent}`;
       if (op.verb === 'delete') return ['qdisc del dev', op.dev, op.parent === 'ingress' ? 'ingress' : where].join(' ');
-      return ['qdisc replace dev', op.dev, where, op.handle ? `handle ${op.handle}` : '', op.kind ?? '', ...opts]
+      return [`qdisc ${op.verb} dev`, op.dev, where, op.handle ? `handle ${op.handle}` : '', op.kind ?? '', ...opts]
         .filter((w) => w !== '')
         .join(' ');
     }
@@ -27,7 +27,8 @@ export function renderTcOp(op: TcOp): string {
 export function renderIpOp(op: IpOp): string {
   switch (op.verb) {
     case 'add':
-      return `link add ${op.name} mtu ${op.mtu} type ${op.kind}`;
+      // created up: one netlink change fewer than a separate `link set up`
+      return `link add ${op.name} mtu ${op.mtu} up type ${op.kind}`;
     case 'up':
       return `link set dev ${op.name} up`;
     case 'gso':

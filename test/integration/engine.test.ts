@@ -129,6 +129,56 @@ for (const kind of ['veth', 'macvlan'] as const) {
   });
 }
 
+/**
+ * A first apply plans from ip's view alone when it shows a namespace netqos never shaped
+ * (discoverForSetup): tc is asked nothing. An ingress hook someone else put there is only
+ * visible to tc: the plan's `qdisc add ... ingress` fails on it, and the engine reads
+ * everything and plans again, on their hook. Without that second attempt the apply fails.
+ */
+for (const hook of ['clsact', 'ingress'] as const) {
+  root.describe(`someone else's ${hook} hook in a namespace ip shows as never shaped`, () => {
+    let container: string;
+    /** their rule: prio 10, a u32 key on 192.0.2.1 */
+    const theirs = async (): Promise<{ prio: number; match?: string }[]> =>
+      (JSON.parse((await tcIn(container, ['-json', 'filter', 'show', 'dev', 'eth0', 'ingress'])).stdout) as { pref: number; options?: { match?: { value: string } } }[])
+        .filter((f) => f.pref === 10 && f.options?.match)
+        .map((f) => ({ prio: f.pref, match: f.options?.match?.value }));
+
+    beforeAll(async () => {
+      container = await makeNetns(`eng-${hook}-c`);
+      const peer = await makeNetns(`eng-${hook}-p`);
+      await vethPair(container, peer);
+      await tcIn(container, ['qdisc', 'add', 'dev', 'eth0', hook === 'clsact' ? 'clsact' : 'ingress']);
+      await tcIn(container, ['filter', 'add', 'dev', 'eth0', 'ingress', 'prio', '10', 'u32', 'match', 'ip', 'dst', '192.0.2.1/32', 'classid', ':1']);
+    });
+    afterAll(async () => {
+      await cleanupAll();
+    });
+
+    root.it('apply shapes both directions on their hook, and their hook and filter stay', async () => {
+      const r = await applyQos(nsRef(container), { egress: { rateBps: 10e6 }, ingress: { rateBps: 20e6 } });
+      expect(r.shaped.map((s) => s.direction).sort()).toEqual(['egress', 'ingress']);
+      const q = await qdiscsOf(container);
+      expect(q.filter((x) => x.dev === 'eth0' && (x.kind === 'ingress' || x.kind === 'clsact')).map((x) => x.kind)).toEqual([hook]);
+      const ifb = `nqi${await ifindex(container, 'eth0')}`;
+      expect(q.find((x) => x.dev === 'eth0' && x.handle === '4e51:')?.kind).toBe('htb');
+      expect(q.find((x) => x.dev === ifb && x.handle === '4e51:')?.kind).toBe('htb');
+      const filters = (await tcIn(container, ['filter', 'show', 'dev', 'eth0', 'ingress'])).stdout;
+      expect(filters).toMatch(new RegExp(`pref 49 u32 .*[\\s\\S]*Redirect to device ${ifb}`));
+      expect(await theirs()).toEqual([{ prio: 10, match: 'c0000201' }]);
+    });
+
+    root.it('remove takes ours and leaves their hook and filter', async () => {
+      await removeQos(nsRef(container));
+      const q = await qdiscsOf(container);
+      expect(q.filter((x) => x.dev === 'eth0' && (x.kind === 'ingress' || x.kind === 'clsact')).map((x) => x.kind)).toEqual([hook]);
+      expect(q.filter((x) => x.handle === '4e51:')).toEqual([]);
+      expect(await ifbs(container)).toEqual([]);
+      expect(await theirs()).toEqual([{ prio: 10, match: 'c0000201' }]);
+    });
+  });
+}
+
 root.describe('the node is never shaped', () => {
   root.it('a host-network target is refused and the node links and qdiscs are unchanged', async () => {
     const before = await snapshotRootNs();

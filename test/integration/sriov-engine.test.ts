@@ -41,7 +41,7 @@ function fakeTools(linkShow: string, written: { ip: string[]; tc: string[] }): N
       return { code: 0, stdout: '', stderr: '' };
     },
   });
-  return { ip: session('ip'), tc: session('tc') };
+  return { ip: session('ip'), tc: session('tc'), links: async () => linkShow };
 }
 
 /** the PF in the host's namespace: `ip -json link show dev PF` from the recording, sets recorded */

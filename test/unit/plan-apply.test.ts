@@ -43,8 +43,7 @@ const FQ: Capabilities = { fqCodel: true, clsact: true };
 
 /** verified: fresh veth namespace (nqtc0, ifindex 2) */
 const VETH_IP = `link set dev nqtc0 gso_max_size 3028
-link add nqi2 mtu 1500 type ifb
-link set dev nqi2 up
+link add nqi2 mtu 1500 up type ifb
 `;
 /*
  * Each tree: the limit 4e51:1 (rate = ceil), under it bulk 4e51:10 (the root's default, rate =
@@ -71,14 +70,13 @@ const VETH_IFB_TREE = `${VETH_IFB_CLASS}\n${VETH_IFB_BULK}\n${VETH_IFB_LEAF}\n${
 const VETH_FILTER = 'filter add dev nqtc0 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi2';
 const VETH_TC = `qdisc replace dev nqtc0 root handle 4e51: htb default 10
 ${VETH_EGRESS_TREE}${smallFilters('nqtc0')}qdisc replace dev nqi2 root handle 4e51: htb default 10
-${VETH_IFB_TREE}${smallFilters('nqi2')}qdisc replace dev nqtc0 handle ffff: ingress
+${VETH_IFB_TREE}${smallFilters('nqi2')}qdisc add dev nqtc0 handle ffff: ingress
 ${VETH_FILTER}
 `;
 
 /** verified: fresh macvlan namespace (nqtm0 kept ifindex 6 from its original namespace) */
 const MACVLAN_IP = `link set dev nqtm0 gso_max_size 3028
-link add nqi6 mtu 1500 type ifb
-link set dev nqi6 up
+link add nqi6 mtu 1500 up type ifb
 `;
 const MACVLAN_TC = `qdisc replace dev nqtm0 root handle 4e51: htb default 10
 class replace dev nqtm0 parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b quantum 1514
@@ -96,7 +94,7 @@ class replace dev nqi6 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 200
 qdisc replace dev nqi6 parent 4e51:3 handle 5003: bfifo limit 12500
 filter add dev nqi6 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
 filter add dev nqi6 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3
-qdisc replace dev nqtm0 handle ffff: ingress
+qdisc add dev nqtm0 handle ffff: ingress
 filter add dev nqtm0 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi6
 `;
 
@@ -152,8 +150,8 @@ describe('golden: veth container, egress 10M + ingress 20M, fresh namespace', ()
       ipAfter: '',
     });
     expect(text(plan({ ingress: { rateBps: 20e6 } }, observe('ip-link-veth.json', 'tc-qdisc-veth.json')))).toEqual({
-      ip: 'link add nqi2 mtu 1500 type ifb\nlink set dev nqi2 up\n',
-      tc: `qdisc replace dev nqi2 root handle 4e51: htb default 10\n${VETH_IFB_TREE}${smallFilters('nqi2')}qdisc replace dev nqtc0 handle ffff: ingress\n${VETH_FILTER}\n`,
+      ip: 'link add nqi2 mtu 1500 up type ifb\n',
+      tc: `qdisc replace dev nqi2 root handle 4e51: htb default 10\n${VETH_IFB_TREE}${smallFilters('nqi2')}qdisc add dev nqtc0 handle ffff: ingress\n${VETH_FILTER}\n`,
       ipAfter: '',
     });
   });
@@ -172,7 +170,7 @@ describe('golden: macvlan container', () => {
     const t = text(plan(BOTH, observe('ip-link-macvlan.json', 'tc-qdisc-macvlan-clsact.json')));
     expect(t.ip).toBe(MACVLAN_IP);
     expect(t.tc).toBe(
-      MACVLAN_TC.replace('qdisc replace dev nqtm0 handle ffff: ingress\n', '').replace(
+      MACVLAN_TC.replace('qdisc add dev nqtm0 handle ffff: ingress\n', '').replace(
         'dev nqtm0 parent ffff: protocol',
         'dev nqtm0 parent ffff:fff2 protocol',
       ),
@@ -514,7 +512,7 @@ describe('our redirect exists but does not point at the right ifb: delete prio 4
     o.qdiscs = o.qdiscs.filter((q) => q.dev !== 'nqi2'); // the recorded list still shows the ifb's qdiscs
     // verified: afterwards exactly one prio-49 rule, to nqi2, and tc qdisc show was tc-qdisc-veth-shaped.json
     expect(text(plan(BOTH, o))).toEqual({
-      ip: 'link add nqi2 mtu 1500 type ifb\nlink set dev nqi2 up\n',
+      ip: 'link add nqi2 mtu 1500 up type ifb\n',
       tc: `${VETH_EGRESS_TREE}qdisc replace dev nqi2 root handle 4e51: htb default 10
 ${VETH_IFB_TREE}${smallFilters('nqi2')}${REDIRECT_AGAIN.join('\n')}
 `,
@@ -560,13 +558,13 @@ describe('netqos.io/interfaces', () => {
 
   it('selects one of two devices: only it and its ifb appear', () => {
     const t = text(plan({ ...BOTH, interfaces: ['nqtd1'] }, fresh));
-    expect(t.ip).toBe('link set dev nqtd1 gso_max_size 18028\nlink add nqi3 mtu 9000 type ifb\nlink set dev nqi3 up\n');
+    expect(t.ip).toBe('link set dev nqtd1 gso_max_size 18028\nlink add nqi3 mtu 9000 up type ifb\n');
     // two trees of 8 lines (root, 4e51:1, bulk + leaf, small + leaf, two small-packet filters), the hook, the redirect
     expect(lines(t.tc)).toHaveLength(18);
     expect(t.tc + t.ip).not.toMatch(/nqtd0|nqi2/);
     const other = text(plan({ ...BOTH, interfaces: ['nqtd0'] }, fresh));
     expect(other.tc + other.ip).not.toMatch(/nqtd1|nqi3/);
-    expect(other.ip).toBe('link set dev nqtd0 gso_max_size 3028\nlink add nqi2 mtu 1500 type ifb\nlink set dev nqi2 up\n');
+    expect(other.ip).toBe('link set dev nqtd0 gso_max_size 3028\nlink add nqi2 mtu 1500 up type ifb\n');
   });
 
   it('a missing interface -> NOT_FOUND naming it and the interfaces the container has (not lo, not ifbs)', () => {
@@ -604,7 +602,7 @@ describe('netqos.io/interfaces', () => {
       ['net1', 'egress', 'net1'],
       ['net1', 'ingress', 'nqi27'],
     ]);
-    expect(text(p).ip).toBe('link set dev net1 gso_max_size 18028\nlink add nqi27 mtu 9000 type ifb\nlink set dev nqi27 up\n');
+    expect(text(p).ip).toBe('link set dev net1 gso_max_size 18028\nlink add nqi27 mtu 9000 up type ifb\n');
   });
 
   it('without the annotation both the veth and the VF are shaped', () => {
@@ -622,11 +620,9 @@ describe('which devices get shaped', () => {
   it('multiple interfaces each get their own ifb nqi<ifindex> with their own MTU (verified)', () => {
     expect(text(plan(BOTH, observe('ip-link-two-veth-fresh.json', 'tc-qdisc-two-veth-fresh.json')))).toEqual({
       ip: `link set dev nqtd0 gso_max_size 3028
-link add nqi2 mtu 1500 type ifb
-link set dev nqi2 up
+link add nqi2 mtu 1500 up type ifb
 link set dev nqtd1 gso_max_size 18028
-link add nqi3 mtu 9000 type ifb
-link set dev nqi3 up
+link add nqi3 mtu 9000 up type ifb
 `,
       tc: `qdisc replace dev nqtd0 root handle 4e51: htb default 10
 class replace dev nqtd0 parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b quantum 1514
@@ -644,7 +640,7 @@ class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 200
 qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 12500
 filter add dev nqi2 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
 filter add dev nqi2 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3
-qdisc replace dev nqtd0 handle ffff: ingress
+qdisc add dev nqtd0 handle ffff: ingress
 filter add dev nqtd0 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi2
 qdisc replace dev nqtd1 root handle 4e51: htb default 10
 class replace dev nqtd1 parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 18028b cburst 18028b quantum 9014
@@ -662,7 +658,7 @@ class replace dev nqi3 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 200
 qdisc replace dev nqi3 parent 4e51:3 handle 5003: bfifo limit 18028
 filter add dev nqi3 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
 filter add dev nqi3 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3
-qdisc replace dev nqtd1 handle ffff: ingress
+qdisc add dev nqtd1 handle ffff: ingress
 filter add dev nqtd1 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi3
 `,
       ipAfter: '',
@@ -682,7 +678,7 @@ filter add dev nqtd1 parent ffff: protocol all prio 49 u32 match u32 0 0 action 
 
   it('ipvlan is shaped, with the ifb named from its ifindex', () => {
     const p = plan(BOTH, observe('ip-link-ipvlan.handmade.json'));
-    expect(text(p).ip).toBe('link set dev eth0 gso_max_size 3028\nlink add nqi5 mtu 1500 type ifb\nlink set dev nqi5 up\n');
+    expect(text(p).ip).toBe('link set dev eth0 gso_max_size 3028\nlink add nqi5 mtu 1500 up type ifb\n');
     expect(lines(text(p).tc).at(-1)).toBe(
       'filter add dev eth0 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi5',
     );
@@ -754,11 +750,9 @@ describe("a hook that already carries someone else's u32 filter", () => {
   it('first apply: exact text; their hooks are reused, our redirects are handle-less prio-49 adds (verified)', () => {
     expect(text(plan(BOTH, foreign()))).toEqual({
       ip: `link set dev nqtd0 gso_max_size 3028
-link add nqi2 mtu 1500 type ifb
-link set dev nqi2 up
+link add nqi2 mtu 1500 up type ifb
 link set dev nqtd1 gso_max_size 18028
-link add nqi3 mtu 9000 type ifb
-link set dev nqi3 up
+link add nqi3 mtu 9000 up type ifb
 `,
       tc: `qdisc replace dev nqtd0 root handle 4e51: htb default 10
 class replace dev nqtd0 parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b quantum 1514

@@ -197,7 +197,7 @@ qdisc replace dev nqi2 parent 4e51:11 handle 7011: tbf rate 400000000bit burst 5
 class replace dev nqi2 parent 4e51:1 classid 4e51:10 htb rate 10000000bit ceil 50000000bit burst 12500b cburst 62500b prio 7 quantum 1514
 qdisc replace dev nqi2 parent 4e51:10 handle 7010: tbf rate 100000000bit burst 65528b peakrate 100000000000bit mtu 3028 limit 18168
 filter add dev nqi2 parent 4e51: protocol ip prio 10 u32 match ip src 10.1.0.0/16 match ip protocol 17 0xff match ip sport 53 0xffff flowid 4e51:11
-qdisc replace dev eth0 handle ffff: ingress
+qdisc add dev eth0 handle ffff: ingress
 filter add dev eth0 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi2
 filter add dev eth0 parent ffff: protocol ip prio 47 u32 match ip src 10.9.0.0/16 flowid ffff:4e51
 filter add dev eth0 parent ffff: protocol ipv6 prio 48 u32 match ip6 src fd00:9::/48 flowid ffff:4e51

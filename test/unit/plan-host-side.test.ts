@@ -172,7 +172,7 @@ describe('planHostApply: golden text', () => {
   it('fresh veth, egress 10M ingress 20M: an ifb with its alias on the node, the redirect, two trees; nothing in the container', () => {
     const p = input({ egress: { rateBps: 10e6 }, ingress: { rateBps: 20e6 } });
     expect(text(p.host)).toEqual({
-      ip: `link add ${IFB} mtu 1500 type ifb\nlink set dev ${IFB} alias ${ALIAS}\nlink set dev ${IFB} up\n`,
+      ip: `link add ${IFB} mtu 1500 up type ifb\nlink set dev ${IFB} alias ${ALIAS}\n`,
       tc: [
         `qdisc replace dev ${IFB} root handle 4e51: htb default 10`,
         `class replace dev ${IFB} parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b quantum 1514`,
@@ -182,7 +182,7 @@ describe('planHostApply: golden text', () => {
         `qdisc replace dev ${IFB} parent 4e51:3 handle 5003: bfifo limit 6250`,
         `filter add dev ${IFB} parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3`,
         `filter add dev ${IFB} parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3`,
-        'qdisc replace dev vethab12 handle ffff: ingress',
+        'qdisc add dev vethab12 handle ffff: ingress',
         `filter add dev vethab12 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev ${IFB}`,
         'qdisc replace dev vethab12 root handle 4e51: htb default 10',
         'class replace dev vethab12 parent 4e51: classid 4e51:1 htb rate 20000000bit ceil 20000000bit burst 25000b cburst 25000b quantum 2500',

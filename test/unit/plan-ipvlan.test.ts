@@ -22,12 +22,12 @@ describe('ipvlan L2 (recorded upstream, iproute2 without tso_max_size)', () => {
   const links = parseIpLinks(fixture('ip-link-ipvlan-l2.recorded-upstream.json'));
 
   it('is classified ipvlan; missing tso/gso sizes fall back to 64 KiB', () => {
-    expect(links).toEqual([{ name: 'ipvlan', index: 2, kind: 'ipvlan', mtu: 1500, up: true, gsoMaxSize: 65536, tsoMaxSize: 65536 }]);
+    expect(links).toEqual([{ name: 'ipvlan', index: 2, kind: 'ipvlan', mtu: 1500, up: true, gsoMaxSize: 65536, tsoMaxSize: 65536, rootQdisc: 'noqueue' }]);
   });
 
   it('golden plan: egress HTB on the ipvlan, ingress u32 match-all redirect to nqi2', () => {
     const p = planApply({ spec: BOTH, observed: { links, qdiscs: [] }, caps: MINIMAL_CAPS });
-    expect(renderIp(p.ip)).toBe('link set dev ipvlan gso_max_size 3028\nlink add nqi2 mtu 1500 type ifb\nlink set dev nqi2 up\n');
+    expect(renderIp(p.ip)).toBe('link set dev ipvlan gso_max_size 3028\nlink add nqi2 mtu 1500 up type ifb\n');
     expect(renderTc(p.tc)).toBe(`qdisc replace dev ipvlan root handle 4e51: htb default 10
 class replace dev ipvlan parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b quantum 1514
 class replace dev ipvlan parent 4e51:1 classid 4e51:10 htb rate 9500000bit ceil 10000000bit burst 11875b cburst 12500b prio 1 quantum 1514
@@ -44,7 +44,7 @@ class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 200
 qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 12500
 filter add dev nqi2 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
 filter add dev nqi2 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3
-qdisc replace dev ipvlan handle ffff: ingress
+qdisc add dev ipvlan handle ffff: ingress
 filter add dev ipvlan parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi2
 `);
     expect(p.shaped.map((s) => [s.dev, s.direction, s.shapedOn])).toEqual([
@@ -59,7 +59,7 @@ describe('ipvlan L3 (hand-written: NOARP, parent in the host namespace)', () => 
 
   it('NOARP does not change the plan: same shape as L2, ifb from its ifindex', () => {
     const p = planApply({ spec: BOTH, observed: { links, qdiscs: [] }, caps: MINIMAL_CAPS });
-    expect(renderIp(p.ip)).toBe('link set dev eth0 gso_max_size 3028\nlink add nqi5 mtu 1500 type ifb\nlink set dev nqi5 up\n');
+    expect(renderIp(p.ip)).toBe('link set dev eth0 gso_max_size 3028\nlink add nqi5 mtu 1500 up type ifb\n');
     expect(renderTc(p.tc).split('\n').filter((l) => l.includes('dev eth0'))).toEqual([
       'qdisc replace dev eth0 root handle 4e51: htb default 10',
       'class replace dev eth0 parent 4e51: classid 4e51:1 htb rate 10000000bit ceil 10000000bit burst 12500b cburst 12500b quantum 1514',
@@ -69,7 +69,7 @@ describe('ipvlan L3 (hand-written: NOARP, parent in the host namespace)', () => 
       'qdisc replace dev eth0 parent 4e51:3 handle 5003: bfifo limit 6250',
       'filter add dev eth0 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3',
       'filter add dev eth0 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3',
-      'qdisc replace dev eth0 handle ffff: ingress',
+      'qdisc add dev eth0 handle ffff: ingress',
       'filter add dev eth0 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi5',
     ]);
   });

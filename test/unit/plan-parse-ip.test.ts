@@ -19,8 +19,8 @@ const byName = (links: Link[], name: string): Link => {
 describe('parseIpLinks: recorded kernel output', () => {
   it('veth container: lo and the veth, every field', () => {
     expect(parseIpLinks(fixture('ip-link-veth.json'))).toEqual([
-      { name: 'lo', index: 1, kind: 'loopback', mtu: 65536, up: true, gsoMaxSize: 65536, tsoMaxSize: 524280 },
-      { name: 'nqtc0', index: 2, kind: 'veth', mtu: 1500, up: true, gsoMaxSize: 65536, tsoMaxSize: 524280 },
+      { name: 'lo', index: 1, kind: 'loopback', mtu: 65536, up: true, gsoMaxSize: 65536, tsoMaxSize: 524280, rootQdisc: 'noqueue' },
+      { name: 'nqtc0', index: 2, kind: 'veth', mtu: 1500, up: true, gsoMaxSize: 65536, tsoMaxSize: 524280, rootQdisc: 'noqueue' },
     ]);
   });
 
@@ -47,6 +47,7 @@ describe('parseIpLinks: recorded kernel output', () => {
       up: true,
       gsoMaxSize: 65536,
       tsoMaxSize: 524280,
+      rootQdisc: 'noqueue',
     });
     // our ifb for it is nqi6, which itself got the lowest free ifindex of the namespace
     const shaped = parseIpLinks(fixture('ip-link-macvlan-shaped.json'));
@@ -78,7 +79,7 @@ describe('parseIpLinks: recorded kernel output', () => {
 
   it('a namespace with only lo, down', () => {
     expect(parseIpLinks(fixture('ip-link-lo-only.json'))).toEqual([
-      { name: 'lo', index: 1, kind: 'loopback', mtu: 65536, up: false, gsoMaxSize: 65536, tsoMaxSize: 524280 },
+      { name: 'lo', index: 1, kind: 'loopback', mtu: 65536, up: false, gsoMaxSize: 65536, tsoMaxSize: 524280, rootQdisc: 'noop' },
     ]);
   });
 });
@@ -94,6 +95,7 @@ describe('parseIpLinks: upstream shapes of devices this kernel lacks (hand-writt
       up: true,
       gsoMaxSize: 65536,
       tsoMaxSize: 65536,
+      rootQdisc: 'noqueue',
     });
   });
 
@@ -108,6 +110,7 @@ describe('parseIpLinks: upstream shapes of devices this kernel lacks (hand-writt
       gsoMaxSize: 65536,
       tsoMaxSize: 65536,
       parentDev: '0000:3b:02.1',
+      rootQdisc: 'mq',
     });
     expect(byName(links, 'eth0')).toMatchObject({ kind: 'veth', mtu: 1450 });
     expect(byName(links, 'eth0').parentDev).toBeUndefined();
@@ -129,6 +132,7 @@ describe('parseIpLinks: upstream shapes of devices this kernel lacks (hand-writt
       up: true,
       gsoMaxSize: 65536,
       tsoMaxSize: 65536,
+      rootQdisc: 'noqueue',
     });
   });
 });

@@ -62,7 +62,7 @@ class replace dev nqi2 parent 4e51:1 classid 4e51:3 htb rate 1000000bit ceil 200
 qdisc replace dev nqi2 parent 4e51:3 handle 5003: bfifo limit 12500
 filter add dev nqi2 parent 4e51: protocol ip prio 3 u32 match u16 0 0xff00 at 2 flowid 4e51:3
 filter add dev nqi2 parent 4e51: protocol ipv6 prio 4 u32 match u16 0 0xff00 at 4 flowid 4e51:3
-qdisc replace dev nqtd0 handle ffff: ingress
+qdisc add dev nqtd0 handle ffff: ingress
 filter add dev nqtd0 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi2
 `;
 /** limit 4e51:1, bulk 4e51:10 and small packets 4e51:3 (with the 1M burst as the children's cburst on nqi3) */
@@ -86,15 +86,13 @@ describe('golden: two veths, nqtd1 overridden in both directions', () => {
   it('exact text (verified on the kernel): nqtd0 pod-wide, nqtd1 its own rates and burst, one ifb each', () => {
     expect(text(plan(MIXED, fresh()))).toEqual({
       ip: `link set dev nqtd0 gso_max_size 3028
-link add nqi2 mtu 1500 type ifb
-link set dev nqi2 up
+link add nqi2 mtu 1500 up type ifb
 link set dev nqtd1 gso_max_size 18028
-link add nqi3 mtu 9000 type ifb
-link set dev nqi3 up
+link add nqi3 mtu 9000 up type ifb
 `,
       tc: `${NQTD0_TREES}qdisc replace dev nqtd1 root handle 4e51: htb default 10
 ${NQTD1_CLASSES}${smallFilters('nqtd1')}qdisc replace dev nqi3 root handle 4e51: htb default 10
-${NQI3_CLASSES}${smallFilters('nqi3')}qdisc replace dev nqtd1 handle ffff: ingress
+${NQI3_CLASSES}${smallFilters('nqi3')}qdisc add dev nqtd1 handle ffff: ingress
 filter add dev nqtd1 parent ffff: protocol all prio 49 u32 match u32 0 0 action mirred egress redirect dev nqi3
 `,
       ipAfter: '',
