@@ -2,6 +2,8 @@
  * Reads a namespace's links and qdiscs (the ip and tc sessions answer in parallel) and, only
  * when some device has an ingress hook or our HTB root, the filters there (one more round of
  * questions to tc: the hook's, and our root's, which hold the class and unshaped-subnet rules).
+ * A first apply reads the links alone when they show a namespace netqos never shaped
+ * (discoverForSetup).
  */
 import type { Filter, Link, Observed } from '../domain/link.js';
 import { parseIpLinks } from '../plan/parse-ip.js';
