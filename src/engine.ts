@@ -75,11 +75,11 @@ export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions
   // a first apply that fails half-way is rolled back, so the node never keeps half a setup; a
   // namespace that was shaped keeps its shaping when an update is refused (a bad interface name)
   const rollback = (): Promise<unknown> => removeQos(ref, { ...opts, tools: undefined }).catch(() => undefined);
-  const first: Attempt = { hadOurs: false, fresh: false, kernelRefused: false };
+  const first: Attempt = { hadOurs: false, readAgain: false };
   try {
-    return await setup(opts.tools ?? openTools(ref, opts.timeoutMs), spec, opts, first, discoverForSetup);
+    return await setup(opts.tools ?? openTools(ref, opts.timeoutMs), spec, opts, discoverForSetup, first);
   } catch (e) {
-    if (!(first.fresh && first.kernelRefused)) {
+    if (!first.readAgain) {
       if (!first.hadOurs) await rollback();
       throw e;
     }
@@ -87,34 +87,38 @@ export async function applyQos(ref: NetnsRef, spec: QosSpec, opts: EngineOptions
   // ip showed a namespace netqos never shaped, but the plan met something tc alone sees (an
   // ingress hook someone else put there): read everything and plan again. Nothing of ours was there.
   try {
-    return await setup(openTools(ref, opts.timeoutMs), spec, opts, { hadOurs: false, fresh: false, kernelRefused: false }, discover);
+    return await setup(openTools(ref, opts.timeoutMs), spec, opts, discover);
   } catch (e) {
     await rollback();
     throw e;
   }
 }
 
+/** What a failed setup leaves its caller to decide with. */
 interface Attempt {
-  /** the namespace held shaping of ours before this attempt */
+  /** the namespace held shaping of ours before it */
   hadOurs: boolean;
-  /** discovery read the links only (discoverForSetup) */
-  fresh: boolean;
-  /** ip or tc refused the plan */
-  kernelRefused: boolean;
+  /** planned from ip's links alone (discoverForSetup) and refused by ip or tc: worth reading everything */
+  readAgain: boolean;
 }
 
 /** One discovery, plan and apply on these tools; they are closed when it fails. */
-async function setup(tools: NetnsTools, spec: QosSpec, opts: EngineOptions, seen: Attempt, look: (t: NetnsTools) => Promise<Observed>): Promise<ApplyResult> {
+async function setup(
+  tools: NetnsTools,
+  spec: QosSpec,
+  opts: EngineOptions,
+  look: (t: NetnsTools) => Promise<Observed>,
+  seen: Attempt = { hadOurs: false, readAgain: false },
+): Promise<ApplyResult> {
   try {
     const [caps, observed] = await Promise.all([opts.caps ?? capabilities(), look(tools)]);
-    seen.fresh = observed.fresh === true;
     // before anything that may throw
     seen.hadOurs = !isEmptyPlan(planRemove(observed));
     const vf = await prepareVfEgress(observed, spec, sriovOf(opts));
     seen.hadOurs ||= vf.plan.drop.length > 0;
     const plan = planApply({ spec, observed, caps, defaultLatencyUs: opts.defaultLatencyUs, egressInHardware: vf.plan.hardwareOnly });
     const warnings = await applyPlan(tools, plan).catch((e: unknown) => {
-      seen.kernelRefused = true;
+      seen.readAgain = observed.fresh === true;
       throw e;
     });
     // the PF side last: a namespace that could not be shaped never leaves a cap behind
